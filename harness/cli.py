@@ -1,0 +1,156 @@
+"""The `llara-bench` command line (typer + rich)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from harness.errors import LlaraBenchError
+
+app = typer.Typer(help="llara-bench: evaluate LLM-based and classic retrieval encoders.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(exc: Exception) -> None:
+    err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def run(
+    suite: str = typer.Option("smoke", "--suite", "-s", help="Built-in suite name or a suite YAML file."),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", envvar="LLARA_BENCH_DATA_ROOT",
+                                             help="Folder holding BEIR-layout datasets."),
+    model: Optional[list[str]] = typer.Option(None, "--model", "-m", help="Encoder (repeatable); default: the suite's."),
+    dataset: Optional[list[str]] = typer.Option(None, "--dataset", "-d", help="Keep only these datasets (repeatable)."),
+    output: Path = typer.Option(Path("runs"), "--output", "-o", help="Parent folder of the run directory."),
+    device: Optional[str] = typer.Option(None, help="torch device for dense encoders (default: cuda if present)."),
+    batch_size: Optional[int] = typer.Option(None, min=1, help="Encoding batch size."),
+    top_k: Optional[int] = typer.Option(None, min=1, help="Override the suite's retrieval depth."),
+    no_run_files: bool = typer.Option(False, "--no-run-files", help="Do not write TREC run files."),
+) -> None:
+    """Run a suite: every model on every dataset, then print the comparison table."""
+    from harness.runner import RunConfig, run_suite
+    from harness.suites import load_suite
+
+    try:
+        config = RunConfig(suite=load_suite(suite), data_root=data_root, output=output, models=model or None,
+                           datasets=dataset or None, device=device, batch_size=batch_size, top_k=top_k,
+                           save_run_files=not no_run_files)
+        with _rich_progress() as progress_factory:
+            finished = run_suite(config, progress=progress_factory,
+                                 on_result=lambda r: console.print(f"[green]✓[/] {r['model']['name']} on "
+                                                                   f"{r['dataset']['name']}: {r['main_metric']} = "
+                                                                   f"{r['metrics'][r['main_metric']]:.4f}"))
+    except LlaraBenchError as exc:
+        _fail(exc)
+    console.print(comparison_table(finished.results, config.suite.measures))
+    console.print(f"Results in [bold]{finished.run_dir}[/]")
+
+
+class _rich_progress:
+    """A rich progress display; each long phase gets a bar that disappears when done."""
+
+    def __enter__(self) -> Callable[[str, int], Callable[[int], None]]:
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True)
+        self.progress.start()
+
+        def factory(description: str, total: int) -> Callable[[int], None]:
+            task = self.progress.add_task(description, total=total)
+            done = 0
+
+            def advance(n: int) -> None:
+                nonlocal done
+                done += n
+                self.progress.advance(task, n)
+                if done >= total:
+                    self.progress.remove_task(task)
+
+            return advance
+
+        return factory
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+
+def comparison_table(results: list[dict], measures: list[str]) -> Table:
+    """Rows (dataset, model); the best value per dataset and measure in bold."""
+    table = Table(title="llara-bench results", show_lines=False)
+    table.add_column("dataset")
+    table.add_column("model")
+    for m in measures:
+        table.add_column(m, justify="right")
+    table.add_column("docs/s", justify="right")
+    table.add_column("total s", justify="right")
+    by_dataset: dict[str, list[dict]] = {}
+    for r in results:
+        by_dataset.setdefault(r["dataset"]["name"], []).append(r)
+    for name, rows in by_dataset.items():
+        best = {m: max(r["metrics"][m] for r in rows) for m in measures}
+        for i, r in enumerate(rows):
+            cells = [f"[bold]{r['metrics'][m]:.4f}[/]" if r["metrics"][m] == best[m] and len(rows) > 1
+                     else f"{r['metrics'][m]:.4f}" for m in measures]
+            t = r["timings"]
+            corpus_phase = t.get("encode_corpus") or t.get("index", {})
+            rate = corpus_phase.get("items_per_second")
+            total = sum(p["seconds"] for k, p in t.items() if k != "load")
+            table.add_row(name if i == 0 else "", r["model"]["name"], *cells,
+                          f"{rate:,.0f}" if rate else "-", f"{total:.1f}")
+    return table
+
+
+@app.command()
+def models(as_json: bool = typer.Option(False, "--json", help="Print the metadata as JSON.")) -> None:
+    """List the registered encoders with their metadata."""
+    from models import REGISTRY
+
+    try:
+        entries = list(REGISTRY)
+    except LlaraBenchError as exc:
+        _fail(exc)
+    if as_json:
+        console.print_json(json.dumps([e.meta.to_dict() | {"aliases": list(e.aliases), "origin": e.origin}
+                                       for e in entries]))
+        return
+    table = Table(title="Registered encoders")
+    for col in ("name", "kind", "dim", "max len", "similarity", "source", "description"):
+        table.add_column(col)
+    for e in entries:
+        m = e.meta
+        name = e.name + (f" ({', '.join(e.aliases)})" if e.aliases else "")
+        table.add_row(name, m.kind, str(m.dimension or "-"), str(m.max_length or "-"), m.similarity, m.source,
+                      m.description + ("" if m.trained else " [UNTRAINED]"))
+    console.print(table)
+
+
+@app.command()
+def suites() -> None:
+    """List the built-in suites."""
+    from harness.suites import builtin_suites, load_suite
+
+    table = Table(title="Built-in suites")
+    for col in ("name", "models", "datasets", "main metric", "description"):
+        table.add_column(col)
+    for name in builtin_suites():
+        s = load_suite(name)
+        ds = ", ".join(e.spec for e in s.datasets) + (" + every BEIR folder under --data-root" if s.discover else "")
+        table.add_row(name, ", ".join(s.models), ds, s.main_metric, s.description)
+    console.print(table)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

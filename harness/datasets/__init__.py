@@ -1,0 +1,75 @@
+"""Datasets: one `Dataset` type, several sources, selected by a spec string.
+
+Spec forms (one line in a suite file each):
+
+- ``embedded:smoke``: the collection shipped with the package;
+- ``beir:NAME``: the BEIR folder ``<data root>/NAME``; if absent and online, BEIR's downloader;
+- ``folder:PATH``: any BEIR-layout folder;
+- ``irds:ID``: an ir_datasets id, e.g. ``irds:msmarco-passage/dev/small``.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+from harness.datasets.beir_download import BEIR_DATASETS, download_beir
+from harness.datasets.beir_folder import load_beir_folder
+from harness.datasets.irds import load_irds
+from harness.datasets.model import Corpus, Dataset, Qrels, Split
+from harness.errors import ConfigError, UnknownNameError
+
+__all__ = ["Corpus", "Dataset", "Qrels", "Split", "load_dataset", "embedded_names", "discover_beir_folders",
+           "default_data_root", "cache_root"]
+
+SOURCES = ("embedded", "beir", "folder", "irds")
+
+
+def default_data_root() -> Path | None:
+    root = os.environ.get("LLARA_BENCH_DATA_ROOT")
+    return Path(root) if root else None
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("LLARA_BENCH_CACHE", Path.home() / ".cache" / "llara-bench"))
+
+
+def embedded_names() -> list[str]:
+    base = resources.files("harness") / "data"
+    return sorted(p.name for p in base.iterdir() if p.is_dir() and (p / "corpus.jsonl").is_file())
+
+
+def discover_beir_folders(data_root: Path) -> list[str]:
+    """Names of the BEIR-layout folders directly under `data_root`."""
+    if not data_root.is_dir():
+        raise ConfigError(f"data root {data_root} is not a folder")
+    return sorted(p.name for p in data_root.iterdir()
+                  if (p / "corpus.jsonl").is_file() and (p / "queries.jsonl").is_file() and (p / "qrels").is_dir())
+
+
+def load_dataset(spec: str, data_root: Path | None = None) -> Dataset:
+    source, sep, value = spec.partition(":")
+    if not sep or not value:
+        raise ConfigError(f"dataset spec {spec!r}: expected SOURCE:NAME with SOURCE one of {', '.join(SOURCES)} "
+                          "(e.g. beir:scifact, embedded:smoke, irds:msmarco-passage/dev/small)")
+    if source == "embedded":
+        if value not in embedded_names():
+            raise UnknownNameError("embedded dataset", value, embedded_names())
+        with resources.as_file(resources.files("harness") / "data" / value) as folder:
+            dataset = load_beir_folder(folder, name=value)
+        dataset.source = f"embedded:{value}"
+        return dataset
+    if source == "folder":
+        return load_beir_folder(Path(value).expanduser())
+    if source == "irds":
+        return load_irds(value)
+    if source == "beir":
+        root = data_root or default_data_root()
+        if root is not None and (root / value).is_dir():
+            return load_beir_folder(root / value, name=value)
+        if value not in BEIR_DATASETS:
+            known = sorted(set(BEIR_DATASETS) | set(discover_beir_folders(root) if root and root.is_dir() else []))
+            raise UnknownNameError("BEIR dataset", value, known)
+        return load_beir_folder(download_beir(value, cache_root() / "beir"), name=value)
+    raise ConfigError(f"dataset spec {spec!r}: unknown source {source!r}; expected one of {', '.join(SOURCES)}")

@@ -1,0 +1,80 @@
+"""The one dataset type every source produces: a corpus, queries, and graded qrels per split."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Iterator, Mapping
+
+Qrels = dict[str, dict[str, int]]  # query id -> doc id -> grade (raw; may be negative)
+
+
+@dataclass
+class Corpus:
+    """Documents as parallel lists (compact at MS MARCO scale, order preserved)."""
+
+    ids: list[str] = field(default_factory=list)
+    titles: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def add(self, doc_id: str, title: str, text: str) -> None:
+        self.ids.append(doc_id)
+        self.titles.append(title)
+        self.texts.append(text)
+
+
+@dataclass
+class Split:
+    """What one evaluation needs: the judged queries of a split and their qrels."""
+
+    name: str
+    queries: dict[str, str]  # judged queries only, in file order
+    qrels: Qrels
+    unjudged_queries: int  # queries in the file with no judgment in this split
+
+
+@dataclass
+class Dataset:
+    name: str
+    source: str  # e.g. "beir-folder:/data/scifact", "irds:msmarco-passage/dev/small"
+    corpus: Corpus
+    queries: dict[str, str]
+    qrels: dict[str, Qrels]  # split name -> qrels
+    notes: list[str] = field(default_factory=list)  # loader observations worth recording
+
+    @property
+    def splits(self) -> list[str]:
+        return sorted(self.qrels)
+
+    def split(self, name: str) -> Split:
+        """The judged queries and qrels of one split (BEIR's rule: only judged queries are run)."""
+        from harness.errors import UnknownNameError
+
+        if name not in self.qrels:
+            raise UnknownNameError(f"split of dataset {self.name!r}", name, self.splits)
+        qrels = self.qrels[name]
+        judged = {qid: text for qid, text in self.queries.items() if qid in qrels}
+        return Split(name, judged, qrels, unjudged_queries=len(self.queries) - len(judged))
+
+    def fingerprint(self, split: str | None = None) -> str:
+        """sha256 over the canonical content (ids, titles, texts, queries, qrels), source-agnostic:
+        the same collection loaded from a BEIR folder or ir_datasets gets the same fingerprint."""
+        h = hashlib.sha256()
+        for row in _canonical_rows(self, split):
+            h.update(row.encode("utf-8"))
+        return "sha256:" + h.hexdigest()
+
+
+def _canonical_rows(ds: Dataset, split: str | None) -> Iterator[str]:
+    for doc_id, title, text in zip(ds.corpus.ids, ds.corpus.titles, ds.corpus.texts):
+        yield f"D\t{doc_id}\t{title}\t{text}\n"
+    for qid, text in ds.queries.items():
+        yield f"Q\t{qid}\t{text}\n"
+    splits: Mapping[str, Qrels] = ds.qrels if split is None else {split: ds.qrels[split]}
+    for name in sorted(splits):
+        for qid in sorted(splits[name]):
+            for doc_id, grade in sorted(splits[name][qid].items()):
+                yield f"R\t{name}\t{qid}\t{doc_id}\t{grade}\n"

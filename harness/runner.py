@@ -1,0 +1,183 @@
+"""The orchestrator: suite → datasets → encoders → search → metrics → result files."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from harness import results
+from harness.datasets import Dataset, load_dataset
+from harness.metrics import evaluate, relevance_for_metrics
+from harness.provenance import provenance
+from harness.search import Hits, build_index, search_backend, search_index
+from harness.suites import DatasetEntry, Suite
+from harness.timing import PhaseTimer
+from models import REGISTRY, DenseEncoder, LexicalRetriever, ModelEntry
+
+# progress(description, total) -> advance(n); the CLI backs it with rich, tests with nothing
+ProgressFactory = Callable[[str, int], Callable[[int], None]]
+
+
+@dataclass
+class RunConfig:
+    suite: Suite
+    data_root: Path | None = None
+    output: Path = Path("runs")
+    models: list[str] | None = None  # overrides the suite's
+    datasets: list[str] | None = None  # dataset names (or specs) to keep
+    device: str | None = None
+    batch_size: int | None = None
+    top_k: int | None = None
+    save_run_files: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["suite"] = {"name": self.suite.name, "path": self.suite.path}
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items()}
+
+
+@dataclass
+class SuiteRun:
+    run_dir: Path
+    results: list[dict] = field(default_factory=list)
+
+
+def _no_progress(description: str, total: int) -> Callable[[int], None]:
+    return lambda n: None
+
+
+def select_entries(config: RunConfig) -> list[DatasetEntry]:
+    entries = config.suite.resolve_datasets(config.data_root)
+    if config.datasets:
+        wanted = set(config.datasets)
+        unknown = wanted - {e.name for e in entries} - {e.spec for e in entries}
+        if unknown:
+            from harness.errors import UnknownNameError
+
+            raise UnknownNameError(f"dataset in suite {config.suite.name!r}", sorted(unknown)[0],
+                                   [e.name for e in entries])
+        entries = [e for e in entries if e.name in wanted or e.spec in wanted]
+    return entries
+
+
+def run_suite(config: RunConfig, progress: ProgressFactory = _no_progress,
+              on_result: Callable[[dict], None] | None = None) -> SuiteRun:
+    suite = config.suite
+    model_entries = [REGISTRY.get(name) for name in (config.models or suite.models)]  # fail fast on a typo
+    entries = select_entries(config)
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = config.output / f"{results.slug(suite.name)}-{stamp}-{uuid.uuid4().hex[:6]}"
+    run = SuiteRun(run_dir)
+    datasets: dict[str, tuple[Dataset, float]] = {}
+    for model_entry in model_entries:
+        timer = PhaseTimer()
+        with timer.phase("load"):
+            encoder = _load_encoder(model_entry, config)
+        for entry in entries:
+            if entry.spec not in datasets:
+                start = time.perf_counter()
+                datasets[entry.spec] = (load_dataset(entry.spec, config.data_root), time.perf_counter() - start)
+            dataset, load_seconds = datasets[entry.spec]
+            result = evaluate_pair(encoder, model_entry, dataset, entry, config, timer, progress)
+            result["dataset"]["load_seconds"] = load_seconds
+            result["run_id"] = run_dir.name
+            json_path, trec_path = results.result_paths(run_dir, model_entry.name, entry.name)
+            if config.save_run_files:
+                results.write_trec_run(trec_path, result.pop("_run"), tag=results.slug(model_entry.name))
+                result["run_file"] = str(trec_path.relative_to(run_dir))
+            else:
+                result.pop("_run")
+            results.write_json(json_path, result)
+            run.results.append(result)
+            if on_result:
+                on_result(result)
+    results.write_json(run_dir / "run.json", {
+        "schema_version": results.SCHEMA_VERSION, "run_id": run_dir.name, "suite": suite.name,
+        "config": config.to_dict(),
+        "results": [str(results.result_paths(run_dir, r["model"]["name"], r["dataset"]["name"])[0]
+                        .relative_to(run_dir)) for r in run.results]})
+    return run
+
+
+def _load_encoder(entry: ModelEntry, config: RunConfig):
+    overrides: dict[str, Any] = {}
+    if entry.meta.kind == "dense":
+        if config.device:
+            overrides["device"] = config.device
+        if config.batch_size:
+            overrides["batch_size"] = config.batch_size
+    return entry.load(**overrides)
+
+
+def evaluate_pair(encoder, model_entry: ModelEntry, dataset: Dataset, entry: DatasetEntry, config: RunConfig,
+                  model_timer: PhaseTimer, progress: ProgressFactory) -> dict:
+    """Run one (model, dataset) pair; returns the result dict (with the run under '_run')."""
+    suite = config.suite
+    split = dataset.split(entry.split)
+    top_k = config.top_k or entry.top_k
+    depth = top_k + 1 if entry.drop_self_hits else top_k
+    query_ids = list(split.queries)
+    query_texts = [split.queries[q] for q in query_ids]
+    corpus = dataset.corpus
+    timer = PhaseTimer()
+    timer.phases["load"] = model_timer.phases["load"]
+    label = f"{model_entry.name} · {entry.name}"
+    if isinstance(encoder, LexicalRetriever) and model_entry.meta.kind == "lexical":
+        with timer.phase("index") as phase:
+            tokens = encoder.index(corpus.ids, corpus.texts, corpus.titles)
+            phase.count(items=len(corpus), tokens=tokens)
+        with timer.phase("search") as phase:
+            scores, doc_ids, q_tokens = encoder.search(query_texts, depth)
+            phase.count(items=len(query_ids), tokens=q_tokens)
+
+        hits = Hits(scores, doc_ids)
+        backend = model_entry.meta.source
+    elif isinstance(encoder, DenseEncoder):
+        with timer.phase("encode_corpus") as phase:
+            out = encoder.encode(corpus.texts, "passage", titles=corpus.titles,
+                                 progress=progress(f"{label}: encode corpus", len(corpus)))
+            phase.count(items=len(corpus), tokens=out.n_tokens, padded_tokens=out.n_padded_tokens)
+        with timer.phase("encode_queries") as phase:
+            q_out = encoder.encode(query_texts, "query", progress=progress(f"{label}: encode queries", len(query_ids)))
+            phase.count(items=len(query_ids), tokens=q_out.n_tokens, padded_tokens=q_out.n_padded_tokens)
+        with timer.phase("index") as phase:
+            index = build_index(out.vectors)
+            phase.count(items=len(corpus))
+        with timer.phase("search") as phase:
+            hits = search_index(index, q_out.vectors, corpus.ids, depth)
+            phase.count(items=len(query_ids))
+        backend = search_backend()
+    else:
+        raise TypeError(f"encoder {model_entry.name!r} ({type(encoder).__name__}) is neither a DenseEncoder nor a "
+                        f"LexicalRetriever as its metadata kind {model_entry.meta.kind!r} says")
+    ranked = hits.to_run(query_ids, k=top_k, drop_self_hits=entry.drop_self_hits)
+    with timer.phase("evaluate") as phase:
+        qrels = relevance_for_metrics(split.qrels, entry.relevance_map)
+        aggregate, per_query = evaluate(qrels, ranked, suite.measures)
+        phase.count(items=len(qrels))
+    n_judgments = sum(len(d) for d in split.qrels.values())
+    return {
+        "schema_version": results.SCHEMA_VERSION,
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "suite": {"name": suite.name, "path": suite.path},
+        "model": model_entry.meta.to_dict() | {"origin": model_entry.origin, "kwargs": model_entry.kwargs},
+        "dataset": {
+            "name": entry.name, "spec": entry.spec, "source": dataset.source, "split": split.name,
+            "fingerprint": dataset.fingerprint(split.name), "n_docs": len(corpus),
+            "n_queries": len(query_ids), "n_unjudged_queries_skipped": split.unjudged_queries,
+            "n_judgments": n_judgments, "notes": dataset.notes,
+            "conventions": {"drop_self_hits": entry.drop_self_hits,
+                            "relevance_map": {str(k): v for k, v in (entry.relevance_map or {}).items()} or None},
+        },
+        "search": {"backend": backend, "top_k": top_k, "exact": True},
+        "main_metric": suite.main_metric,
+        "metrics": aggregate,
+        "per_query": per_query,
+        "timings": timer.to_dict(),
+        "provenance": provenance(config.to_dict()),
+        "_run": ranked,
+    }

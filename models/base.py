@@ -1,0 +1,105 @@
+"""What an encoder is: metadata, an encoding contract, and the two retriever kinds.
+
+The contract is data, not code, because a wrong prompt, BOS/EOS or padding side silently ruins
+scores: it is declared per registry entry, recorded in every result file, and tested.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Literal, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+Role = Literal["query", "passage"]
+ROLES: tuple[Role, ...] = ("query", "passage")
+Progress = Callable[[int], None]  # called with the number of items just finished
+
+
+@dataclass(frozen=True)
+class EncodingContract:
+    """How a text becomes model input and a vector, per role.
+
+    Templates take ``{text}`` (and ``{title}`` for passages); the formatted string is stripped.
+    Token-level fields (BOS/EOS, padding side, pooling) are read by encoders that tokenise
+    themselves; `None` means "the tokenizer's own default".
+    """
+
+    query_template: str = "{text}"
+    passage_template: str = "{title} {text}"
+    add_special_tokens: bool = True
+    special_tokens: tuple[str, ...] = ()  # tokens added to the tokenizer (e.g. LLaRA's <s1>..<s16>)
+    bos: bool | None = None
+    eos: bool | None = None
+    padding_side: Literal["left", "right"] = "right"
+    pooling: Literal["cls", "mean", "last_token", "last_k_mean", "none"] = "mean"
+    pooling_k: int | None = None  # for last_k_mean
+    normalize: bool = True
+    query_max_length: int | None = None
+    passage_max_length: int | None = None
+    dtype: str = "float32"
+
+    def format(self, role: Role, text: str, title: str = "") -> str:
+        template = self.query_template if role == "query" else self.passage_template
+        return template.format(text=text, title=title).strip()
+
+    def max_length(self, role: Role) -> int | None:
+        return self.query_max_length if role == "query" else self.passage_max_length
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """What a registry entry declares before anything is loaded (MTEB's ModelMeta, in small)."""
+
+    name: str
+    kind: Literal["dense", "lexical"]
+    description: str
+    source: str  # hub id, local path, or library
+    similarity: Literal["cosine", "dot", "bm25"]
+    dimension: int | None = None
+    max_length: int | None = None
+    n_parameters: int | None = None
+    revision: str | None = None
+    trained: bool = True
+    license: str | None = None
+    reference: str | None = None
+    contract: EncodingContract | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["contract"] = self.contract.to_dict() if self.contract else None
+        return d
+
+
+@dataclass
+class EncodeOutput:
+    vectors: np.ndarray  # (n, dim) float32, rows in input order
+    n_tokens: int | None = None  # real (non-padding) tokens fed to the model
+    n_padded_tokens: int | None = None  # tokens including padding
+
+
+@runtime_checkable
+class DenseEncoder(Protocol):
+    """Texts to vectors for a role; the harness indexes and searches them with FAISS."""
+
+    meta: ModelMeta
+
+    def encode(self, texts: Sequence[str], role: Role, *, titles: Sequence[str] | None = None,
+               progress: Progress | None = None) -> EncodeOutput: ...
+
+
+@runtime_checkable
+class LexicalRetriever(Protocol):
+    """A retriever that indexes and searches by itself (BM25)."""
+
+    meta: ModelMeta
+
+    def index(self, ids: Sequence[str], texts: Sequence[str], titles: Sequence[str]) -> int:
+        """Index the corpus; returns the number of tokens indexed."""
+
+    def search(self, queries: Sequence[str], k: int) -> tuple[np.ndarray, list[list[str]], int]:
+        """(scores (n, k'), doc ids per query, tokens in the queries)."""

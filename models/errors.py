@@ -1,0 +1,28 @@
+"""Errors shared by every package; each names what is wrong and what was expected."""
+
+from __future__ import annotations
+
+
+class LlaraBenchError(Exception):
+    """Base class for errors the command line reports without a traceback."""
+
+
+class ConfigError(LlaraBenchError, ValueError):
+    """A suite or configuration file (or command-line value) that does not fit its schema."""
+
+
+class UnknownNameError(LlaraBenchError, KeyError):
+    """An unknown model, dataset or suite name, with close matches suggested."""
+
+    def __init__(self, kind: str, name: str, known: list[str]):
+        import difflib
+
+        self.kind, self.name = kind, name
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        listing = ", ".join(sorted(known)) if len(known) <= 30 else f"{len(known)} names"
+        self.message = f"unknown {kind} {name!r}.{hint} Known: {listing}."
+        super().__init__(self.message)
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return self.message

@@ -1,0 +1,160 @@
+"""The encoder registry: named entries with lazy "module:attr" targets.
+
+Ways in:
+- ``@register("name", meta=...)`` on a factory (class or function) in any imported module;
+- ``REGISTRY.add("name", "package.module:Factory", meta=...)``: lazy, nothing imported until loaded;
+- the ``llara_bench.encoders`` entry-point group: an out-of-tree package points an entry point at a
+  ``ModelEntry``, a list of them, or a function that takes the registry and adds its own;
+- a local path: a sentence-transformers folder is usable by its path, no entry needed.
+
+Unknown names get did-you-mean suggestions. Modelled on lm-evaluation-harness's registry.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field, replace
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from models.errors import ConfigError, UnknownNameError
+from models.base import ModelMeta
+
+ENTRY_POINT_GROUP = "llara_bench.encoders"
+Target = str | Callable[..., Any]
+
+
+def resolve_target(target: Target) -> Callable[..., Any]:
+    if callable(target):
+        return target
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError(f"target {target!r}: expected 'package.module:attribute'")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"target {target!r}: cannot import {module_name!r} ({exc})") from exc
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise ConfigError(f"target {target!r}: module {module_name!r} has no attribute {attr!r}") from None
+    return obj
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    target: Target
+    meta: ModelMeta
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+    origin: str = "builtin"
+
+    def load(self, **overrides: Any) -> Any:
+        """Build the encoder: ``target(meta=..., **kwargs, **overrides)``."""
+        factory = resolve_target(self.target)
+        return factory(meta=self.meta, **{**self.kwargs, **overrides})
+
+
+class Registry:
+    def __init__(self, entry_point_group: str | None = ENTRY_POINT_GROUP):
+        self._entries: dict[str, ModelEntry] = {}
+        self._aliases: dict[str, str] = {}
+        self._group = entry_point_group
+        self._entry_points_loaded = entry_point_group is None
+
+    # -- adding ---------------------------------------------------------------------------
+    def add(self, name: str, target: Target, *, meta: ModelMeta, aliases: tuple[str, ...] = (),
+            origin: str = "builtin", replace_existing: bool = False, **kwargs: Any) -> ModelEntry:
+        if meta.name != name:
+            meta = replace(meta, name=name)
+        entry = ModelEntry(name, target, meta, kwargs, tuple(aliases), origin)
+        self.add_entry(entry, replace_existing=replace_existing)
+        return entry
+
+    def add_entry(self, entry: ModelEntry, *, replace_existing: bool = False) -> None:
+        if not replace_existing:
+            for key in (entry.name, *entry.aliases):
+                owner = self._aliases.get(key, key)
+                if owner in self._entries:
+                    raise ConfigError(f"encoder name {key!r} is already registered by {owner!r} "
+                                      f"({self._entries[owner].origin}); choose another name")
+        self._entries[entry.name] = entry
+        for alias in entry.aliases:
+            self._aliases[alias] = entry.name
+
+    def register(self, name: str, *, meta: ModelMeta, aliases: tuple[str, ...] = (), **kwargs: Any
+                 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Decorator form of `add` for a factory defined in code."""
+
+        def decorate(factory: Callable[..., Any]) -> Callable[..., Any]:
+            origin = f"{getattr(factory, '__module__', '?')}:{getattr(factory, '__qualname__', '?')}"
+            self.add(name, factory, meta=meta, aliases=aliases, origin=origin, **kwargs)
+            return factory
+
+        return decorate
+
+    # -- looking up -----------------------------------------------------------------------
+    def _load_entry_points(self) -> None:
+        if self._entry_points_loaded:
+            return
+        self._entry_points_loaded = True
+        for ep in entry_points(group=self._group):
+            try:
+                obj = ep.load()
+            except Exception as exc:  # a broken plug-in must not hide the built-in encoders
+                raise ConfigError(f"entry point {ep.name!r} ({ep.value}) in group {self._group!r} failed to "
+                                  f"load: {exc}") from exc
+            origin = f"entry-point:{ep.dist.name if ep.dist else ep.value}"
+            if isinstance(obj, ModelEntry):
+                self.add_entry(replace(obj, origin=origin))
+            elif isinstance(obj, (list, tuple)) and all(isinstance(o, ModelEntry) for o in obj):
+                for o in obj:
+                    self.add_entry(replace(o, origin=origin))
+            elif callable(obj):
+                obj(self)
+            else:
+                raise ConfigError(f"entry point {ep.name!r} ({ep.value}): expected a ModelEntry, a list of them, "
+                                  f"or a function taking the registry; got {type(obj).__name__}")
+
+    def names(self) -> list[str]:
+        self._load_entry_points()
+        return sorted(self._entries)
+
+    def __iter__(self) -> Iterator[ModelEntry]:
+        return iter(self._entries[n] for n in self.names())
+
+    def __contains__(self, name: str) -> bool:
+        self._load_entry_points()
+        return name in self._entries or name in self._aliases
+
+    def get(self, name: str) -> ModelEntry:
+        """The entry for a registered name or alias, or for a local model folder given by path."""
+        self._load_entry_points()
+        key = self._aliases.get(name, name)
+        if key in self._entries:
+            return self._entries[key]
+        path = Path(name).expanduser()
+        if path.exists():
+            return entry_for_path(path)
+        raise UnknownNameError("encoder", name, sorted([*self._entries, *self._aliases]))
+
+
+def entry_for_path(path: Path) -> ModelEntry:
+    """An entry for a local model folder, recognised by what it contains."""
+    from models.sentence_transformer import sentence_transformer_meta
+
+    if not path.is_dir():
+        raise ConfigError(f"model path {path}: expected a model folder")
+    if (path / "modules.json").is_file() or (path / "config_sentence_transformers.json").is_file():
+        meta = sentence_transformer_meta(str(path), description=f"sentence-transformers model at {path}")
+        return ModelEntry(str(path), "models.sentence_transformer:SentenceTransformerEncoder", meta,
+                          {"model_path": str(path)}, origin="path")
+    raise ConfigError(f"model path {path}: not a recognised model folder (expected a sentence-transformers folder "
+                      "with modules.json)")
+
+
+REGISTRY = Registry()
+register = REGISTRY.register

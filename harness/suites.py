@@ -30,19 +30,37 @@ class _LineLoader(yaml.SafeLoader):
     """Records the line of every mapping key, so errors can point at the offending line."""
 
 
-def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> "_Mapping":
-    mapping = _Mapping(loader.construct_mapping(node, deep=True))
-    mapping.line = node.start_mark.line + 1
-    mapping.lines = {k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
-    return mapping
-
-
 class _Mapping(dict):
     line: int = 0
     lines: dict[str, int]
 
 
+class _List(list):
+    lines: list[int]  # the line of each item
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _Mapping:
+    mapping = _Mapping(loader.construct_mapping(node, deep=True))
+    mapping.line = node.start_mark.line + 1
+    mapping.lines = {}
+    for key, _ in node.value:
+        if isinstance(key, yaml.ScalarNode):
+            if key.value in mapping.lines:  # PyYAML would silently keep the last one
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key.value!r} (first on line {mapping.lines[key.value]})",
+                    key.start_mark)
+            mapping.lines[key.value] = key.start_mark.line + 1
+    return mapping
+
+
+def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> _List:
+    items = _List(loader.construct_sequence(node, deep=True))
+    items.lines = [item.start_mark.line + 1 for item in node.value]
+    return items
+
+
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 SUITE_KEYS = {"name", "description", "models", "datasets", "measures", "main_metric", "split", "top_k",
               "conventions"}
@@ -97,7 +115,7 @@ def builtin_suites() -> list[str]:
 
 def load_suite(name_or_path: str) -> Suite:
     path = Path(name_or_path)
-    if path.suffix in {".yaml", ".yml"} or path.exists():
+    if path.suffix in {".yaml", ".yml"} or path.is_file():
         if not path.is_file():
             raise ConfigError(f"suite file {path} not found")
         return parse_suite(path.read_text(encoding="utf-8"), str(path))
@@ -144,21 +162,24 @@ def parse_suite(text: str, path: str) -> Suite:
     raw_datasets = doc.get("datasets")
     if not isinstance(raw_datasets, list) or not raw_datasets:
         raise ConfigError(f"{err.where(doc, 'datasets')}: expected a non-empty list of dataset specs")
-    for item in raw_datasets:
+    for item, line in zip(raw_datasets, raw_datasets.lines):
+        where = f"{path}:{line}"
         if isinstance(item, str):
-            suite.datasets.append(suite._apply_conventions(_entry(item, {}, suite)))
+            suite.datasets.append(suite._apply_conventions(_entry(item, {}, suite, where)))
         elif isinstance(item, _Mapping) and "discover" in item:
             if item["discover"] != "beir-folders" or len(item) != 1:
                 raise ConfigError(f"{err.where(item, 'discover')}: expected 'discover: beir-folders' alone")
             suite.discover = "beir-folders"
         elif isinstance(item, _Mapping):
             err.unknown_keys(item, ENTRY_KEYS)
+            if "spec" not in item:
+                raise ConfigError(f"{where}: missing field 'spec' (expected e.g. spec: beir:scifact)")
             spec = err.string(item, "spec", required=True)
             suite.datasets.append(_entry(spec, {**conventions.get(_name_of(spec), {}), **err.entry_fields(item)},
-                                         suite, name=item.get("name")))
+                                         suite, where, name=item.get("name")))
         else:
-            raise ConfigError(f"{path}:{doc.lines.get('datasets', '?')}: each dataset must be a spec string "
-                              f"(e.g. beir:scifact) or a mapping with 'spec'; got {item!r}")
+            raise ConfigError(f"{where}: each dataset must be a spec string (e.g. beir:scifact) or a mapping "
+                              f"with 'spec'; got {item!r}")
     return suite
 
 
@@ -167,9 +188,9 @@ def _name_of(spec: str) -> str:
         else spec.partition(":")[2]
 
 
-def _entry(spec: str, fields: dict[str, Any], suite: Suite, name: str | None = None) -> DatasetEntry:
+def _entry(spec: str, fields: dict[str, Any], suite: Suite, where: str, name: str | None = None) -> DatasetEntry:
     if ":" not in spec:
-        raise ConfigError(f"{suite.path}: dataset spec {spec!r}: expected SOURCE:NAME (e.g. beir:scifact)")
+        raise ConfigError(f"{where}: dataset spec {spec!r}: expected SOURCE:NAME (e.g. beir:scifact)")
     fields = {"split": suite.split, "top_k": suite.top_k, **fields}
     return DatasetEntry(spec=spec, name=name or _name_of(spec), **fields)
 

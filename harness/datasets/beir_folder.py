@@ -8,6 +8,7 @@ names the file, the line and what was expected.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Iterator
 
@@ -127,12 +128,14 @@ def _load_qrels(path: Path, queries: dict[str, str], doc_ids: set[str]) -> tuple
     """Parse `query-id<TAB>corpus-id<TAB>score` rows; the header line is optional."""
     qrels: Qrels = {}
     seen_at: dict[tuple[str, str], int] = {}
-    missing_docs = 0
+    missing_docs: set[str] = set()
+    first = True
     for lineno, line in _iter_lines(path):
         if not line.strip():
             continue
         cols = line.split("\t")
-        if lineno == 1 and [c.strip().lower() for c in cols] == QRELS_HEADER:
+        is_first, first = first, False
+        if is_first and [c.strip().lower() for c in cols] == QRELS_HEADER:
             continue
         if len(cols) != 3:
             hint = " (this looks like TREC qrels 'qid iter docid rel': convert to BEIR's 3 columns)" \
@@ -140,7 +143,7 @@ def _load_qrels(path: Path, queries: dict[str, str], doc_ids: set[str]) -> tuple
             raise DataFormatError(path, f"expected 3 tab-separated columns query-id, corpus-id, score; "
                                         f"got {len(cols)}{hint}", line=lineno)
         qid, doc_id, score = (c.strip() for c in cols)
-        if lineno == 1 and not _is_int(score):
+        if is_first and not _is_int(score):
             raise DataFormatError(path, f"expected the header 'query-id\\tcorpus-id\\tscore' or a judgment row, "
                                         f"got {line!r:.60}", line=lineno)
         if not qid or not doc_id:
@@ -155,17 +158,14 @@ def _load_qrels(path: Path, queries: dict[str, str], doc_ids: set[str]) -> tuple
             raise DataFormatError(path, f"conflicting grades for ({qid!r}, {doc_id!r}): {previous} on line "
                                         f"{seen_at[qid, doc_id]}, {grade} here", line=lineno, field="score")
         seen_at[qid, doc_id] = lineno
-        if doc_id not in doc_ids and previous is None:
-            missing_docs += 1
+        if doc_id not in doc_ids:
+            missing_docs.add(doc_id)
         qrels.setdefault(qid, {})[doc_id] = grade
     if not qrels:
         raise DataFormatError(path, "no judgments (expected rows query-id<TAB>corpus-id<TAB>score)")
-    return qrels, missing_docs
+    return qrels, len(missing_docs)
 
 
 def _is_int(text: str) -> bool:
-    try:
-        int(text)
-    except ValueError:
-        return False
-    return True
+    """ASCII digits with an optional sign (int() would also take '1_0' and non-ASCII digits)."""
+    return re.fullmatch(r"[+-]?[0-9]+", text) is not None

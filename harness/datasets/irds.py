@@ -41,10 +41,23 @@ def load_irds(dataset_id: str) -> Dataset:
         text = getattr(query, "text", None)
         queries[query.query_id] = text if text is not None else query.default_text()
     qrels: dict[str, dict[str, int]] = {}
+    doc_ids = set(corpus.ids)
+    missing_docs: set[str] = set()
     for row in ds.qrels_iter():
         if row.query_id not in queries:
             raise DataFormatError(source, f"qrels name query id {row.query_id!r}, which is not among its queries",
                                   field="query_id")
-        qrels.setdefault(row.query_id, {})[row.doc_id] = int(row.relevance)
-    return Dataset(name=dataset_id, source=source, corpus=corpus, queries=queries,
-                   qrels={split_name(dataset_id): qrels})
+        grade = int(row.relevance)
+        previous = qrels.get(row.query_id, {}).get(row.doc_id)
+        if previous is not None and previous != grade:
+            raise DataFormatError(source, f"conflicting grades for ({row.query_id!r}, {row.doc_id!r}): "
+                                          f"{previous} and {grade}", field="relevance")
+        if row.doc_id not in doc_ids:
+            missing_docs.add(row.doc_id)
+        qrels.setdefault(row.query_id, {})[row.doc_id] = grade
+    dataset = Dataset(name=dataset_id, source=source, corpus=corpus, queries=queries,
+                      qrels={split_name(dataset_id): qrels})
+    if missing_docs:
+        dataset.notes.append(f"{source}: {len(missing_docs)} judged doc ids are not in the corpus "
+                             "(they count as never retrieved)")
+    return dataset

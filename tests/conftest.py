@@ -1,0 +1,26 @@
+"""Shared fixtures. Real data and models live outside the repository: tests that need them read
+LLARA_BENCH_SHARED_DATA / LLARA_BENCH_SHARED_MODELS and skip cleanly when they are absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+def _shared(var: str) -> Path:
+    value = os.environ.get(var)
+    if not value or not Path(value).is_dir():
+        pytest.skip(f"{var} is not set to a folder (real shared assets absent)")
+    return Path(value)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    return _shared("LLARA_BENCH_SHARED_DATA")
+
+
+@pytest.fixture(scope="session")
+def shared_models() -> Path:
+    return _shared("LLARA_BENCH_SHARED_MODELS")

@@ -1,0 +1,40 @@
+"""Fidelity: the harness's MiniLM nDCG@10 equals BEIR's own EvaluateRetrieval with exact search,
+run side by side on the same files (an independent implementation of loading, encoding, search and
+metrics)."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.runner import RunConfig, run_suite
+from harness.suites import load_suite
+
+pytestmark = [pytest.mark.shared_data, pytest.mark.slow]
+
+
+def beir_ndcg10(folder) -> float:
+    from beir.datasets.data_loader import GenericDataLoader
+    from beir.retrieval import models as beir_models
+    from beir.retrieval.evaluation import EvaluateRetrieval
+    from beir.retrieval.search.dense import DenseRetrievalExactSearch
+
+    from models.sentence_transformer import minilm_path
+
+    corpus, queries, qrels = GenericDataLoader(data_folder=str(folder)).load(split="test")
+    search = DenseRetrievalExactSearch(beir_models.SentenceBERT(minilm_path()), batch_size=64)
+    retriever = EvaluateRetrieval(search, score_function="cos_sim", k_values=[10, 100])
+    results = retriever.retrieve(corpus, queries)
+    # BEIR's default drops hits whose id equals the query id; SciFact and NFCorpus ids never collide.
+    ndcg, *_ = retriever.evaluate(qrels, results, retriever.k_values)
+    return ndcg["NDCG@10"]
+
+
+@pytest.mark.parametrize("name", ["scifact", "nfcorpus"])
+def test_minilm_ndcg_matches_beir(shared_data, tmp_path, name, record_property):
+    config = RunConfig(suite=load_suite("beir-local"), data_root=shared_data, output=tmp_path, models=["minilm"],
+                       datasets=[name], save_run_files=False)
+    harness = run_suite(config).results[0]["metrics"]["nDCG@10"]
+    beir = beir_ndcg10(shared_data / name)
+    record_property(f"{name}_ndcg10", {"harness": harness, "beir": beir})
+    print(f"\n{name}: harness nDCG@10 {harness:.5f}, BEIR EvaluateRetrieval {beir:.5f}")
+    assert harness == pytest.approx(beir, abs=0.002)

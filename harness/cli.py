@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -15,7 +16,8 @@ from harness.errors import LlaraBenchError
 
 app = typer.Typer(help="llara-bench: evaluate LLM-based and classic retrieval encoders.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
-console = Console()
+# Off a terminal (tox, CI logs) rich would wrap tables at 80 columns; results tables need more.
+console = Console(width=None if sys.stdout.isatty() else 140)
 err_console = Console(stderr=True)
 
 

@@ -92,15 +92,20 @@ def _string_field(path: Path, lineno: int, obj: dict, key: str, *, required: boo
     return value
 
 
+def _unique_id(path: Path, lineno: int, obj: dict, first_line: dict[str, int], kind: str) -> str:
+    ident = _string_field(path, lineno, obj, "_id", required=True, non_empty=True)
+    if ident in first_line:
+        raise DataFormatError(path, f"duplicate {kind} id {ident!r} (first on line {first_line[ident]})",
+                              line=lineno, field="_id")
+    first_line[ident] = lineno
+    return ident
+
+
 def _load_corpus(path: Path) -> Corpus:
     corpus = Corpus()
     first_line: dict[str, int] = {}
     for lineno, obj in _iter_jsonl(path):
-        doc_id = _string_field(path, lineno, obj, "_id", required=True, non_empty=True)
-        if doc_id in first_line:
-            raise DataFormatError(path, f"duplicate document id {doc_id!r} (first on line {first_line[doc_id]})",
-                                  line=lineno, field="_id")
-        first_line[doc_id] = lineno
+        doc_id = _unique_id(path, lineno, obj, first_line, "document")
         title = _string_field(path, lineno, obj, "title", required=False)
         text = _string_field(path, lineno, obj, "text", required=True)
         corpus.add(doc_id, title, text)
@@ -113,11 +118,7 @@ def _load_queries(path: Path) -> dict[str, str]:
     queries: dict[str, str] = {}
     first_line: dict[str, int] = {}
     for lineno, obj in _iter_jsonl(path):
-        qid = _string_field(path, lineno, obj, "_id", required=True, non_empty=True)
-        if qid in first_line:
-            raise DataFormatError(path, f"duplicate query id {qid!r} (first on line {first_line[qid]})",
-                                  line=lineno, field="_id")
-        first_line[qid] = lineno
+        qid = _unique_id(path, lineno, obj, first_line, "query")
         queries[qid] = _string_field(path, lineno, obj, "text", required=True, non_empty=True)
     if not queries:
         raise DataFormatError(path, "no queries (expected one JSON object per line)")

@@ -44,6 +44,7 @@ class Dataset:
     queries: dict[str, str]
     qrels: dict[str, Qrels]  # split name -> qrels
     notes: list[str] = field(default_factory=list)  # loader observations worth recording
+    _fingerprints: dict[str | None, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def splits(self) -> list[str]:
@@ -61,11 +62,14 @@ class Dataset:
 
     def fingerprint(self, split: str | None = None) -> str:
         """sha256 over the canonical content (ids, titles, texts, queries, qrels), source-agnostic:
-        the same collection loaded from a BEIR folder or ir_datasets gets the same fingerprint."""
-        h = hashlib.sha256()
-        for row in _canonical_rows(self, split):
-            h.update(row.encode("utf-8"))
-        return "sha256:" + h.hexdigest()
+        the same collection loaded from a BEIR folder or ir_datasets gets the same fingerprint.
+        Computed once per split (a dataset is not changed after loading)."""
+        if split not in self._fingerprints:
+            h = hashlib.sha256()
+            for row in _canonical_rows(self, split):
+                h.update(row.encode("utf-8"))
+            self._fingerprints[split] = "sha256:" + h.hexdigest()
+        return self._fingerprints[split]
 
 
 def _canonical_rows(ds: Dataset, split: str | None) -> Iterator[str]:

@@ -11,11 +11,12 @@ from typing import Any, Callable
 
 from harness import results
 from harness.datasets import Dataset, load_dataset
+from harness.errors import UnknownNameError
 from harness.metrics import evaluate, relevance_for_metrics
 from harness.provenance import provenance
-from harness.search import Hits, build_index, search_backend, search_index
+from harness.search import Hits, Run, build_index, search_backend, search_index
 from harness.suites import DatasetEntry, Suite
-from harness.timing import PhaseTimer
+from harness.timing import PhaseTimer, PhaseTiming
 from models import REGISTRY, DenseEncoder, LexicalRetriever, ModelEntry
 
 # progress(description, total) -> advance(n); the CLI backs it with rich, tests with nothing
@@ -56,8 +57,6 @@ def select_entries(config: RunConfig) -> list[DatasetEntry]:
         wanted = set(config.datasets)
         unknown = wanted - {e.name for e in entries} - {e.spec for e in entries}
         if unknown:
-            from harness.errors import UnknownNameError
-
             raise UnknownNameError(f"dataset in suite {config.suite.name!r}", sorted(unknown)[0],
                                    [e.name for e in entries])
         entries = [e for e in entries if e.name in wanted or e.spec in wanted]
@@ -72,34 +71,33 @@ def run_suite(config: RunConfig, progress: ProgressFactory = _no_progress,
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = config.output / f"{results.slug(suite.name)}-{stamp}-{uuid.uuid4().hex[:6]}"
     run = SuiteRun(run_dir)
+    written: list[str] = []
     datasets: dict[str, tuple[Dataset, float]] = {}
     for model_entry in model_entries:
-        timer = PhaseTimer()
-        with timer.phase("load"):
+        load_timer = PhaseTimer()
+        with load_timer.phase("load"):
             encoder = _load_encoder(model_entry, config)
         for entry in entries:
             if entry.spec not in datasets:
                 start = time.perf_counter()
                 datasets[entry.spec] = (load_dataset(entry.spec, config.data_root), time.perf_counter() - start)
             dataset, load_seconds = datasets[entry.spec]
-            result = evaluate_pair(encoder, model_entry, dataset, entry, config, timer, progress)
+            result, ranked = evaluate_pair(encoder, model_entry, dataset, entry, config,
+                                           load_timer.phases["load"], progress)
             result["dataset"]["load_seconds"] = load_seconds
             result["run_id"] = run_dir.name
             json_path, trec_path = results.result_paths(run_dir, model_entry.name, entry.name)
             if config.save_run_files:
-                results.write_trec_run(trec_path, result.pop("_run"), tag=results.slug(model_entry.name))
+                results.write_trec_run(trec_path, ranked, tag=results.slug(model_entry.name))
                 result["run_file"] = str(trec_path.relative_to(run_dir))
-            else:
-                result.pop("_run")
             results.write_json(json_path, result)
+            written.append(str(json_path.relative_to(run_dir)))
             run.results.append(result)
             if on_result:
                 on_result(result)
     results.write_json(run_dir / "run.json", {
         "schema_version": results.SCHEMA_VERSION, "run_id": run_dir.name, "suite": suite.name,
-        "config": config.to_dict(),
-        "results": [str(results.result_paths(run_dir, r["model"]["name"], r["dataset"]["name"])[0]
-                        .relative_to(run_dir)) for r in run.results]})
+        "config": config.to_dict(), "results": written})
     return run
 
 
@@ -114,8 +112,8 @@ def _load_encoder(entry: ModelEntry, config: RunConfig):
 
 
 def evaluate_pair(encoder, model_entry: ModelEntry, dataset: Dataset, entry: DatasetEntry, config: RunConfig,
-                  model_timer: PhaseTimer, progress: ProgressFactory) -> dict:
-    """Run one (model, dataset) pair; returns the result dict (with the run under '_run')."""
+                  load_timing: PhaseTiming, progress: ProgressFactory) -> tuple[dict, Run]:
+    """Run one (model, dataset) pair: (the result dict, the ranked lists)."""
     suite = config.suite
     split = dataset.split(entry.split)
     top_k = config.top_k or entry.top_k
@@ -124,16 +122,15 @@ def evaluate_pair(encoder, model_entry: ModelEntry, dataset: Dataset, entry: Dat
     query_texts = [split.queries[q] for q in query_ids]
     corpus = dataset.corpus
     timer = PhaseTimer()
-    timer.phases["load"] = model_timer.phases["load"]
+    timer.phases["load"] = load_timing
     label = f"{model_entry.name} · {entry.name}"
-    if isinstance(encoder, LexicalRetriever) and model_entry.meta.kind == "lexical":
+    if isinstance(encoder, LexicalRetriever):
         with timer.phase("index") as phase:
             tokens = encoder.index(corpus.ids, corpus.texts, corpus.titles)
             phase.count(items=len(corpus), tokens=tokens)
         with timer.phase("search") as phase:
             scores, doc_ids, q_tokens = encoder.search(query_texts, depth)
             phase.count(items=len(query_ids), tokens=q_tokens)
-
         hits = Hits(scores, doc_ids)
         backend = model_entry.meta.source
     elif isinstance(encoder, DenseEncoder):
@@ -152,8 +149,8 @@ def evaluate_pair(encoder, model_entry: ModelEntry, dataset: Dataset, entry: Dat
             phase.count(items=len(query_ids))
         backend = search_backend()
     else:
-        raise TypeError(f"encoder {model_entry.name!r} ({type(encoder).__name__}) is neither a DenseEncoder nor a "
-                        f"LexicalRetriever as its metadata kind {model_entry.meta.kind!r} says")
+        raise TypeError(f"encoder {model_entry.name!r} ({type(encoder).__name__}) is neither a DenseEncoder "
+                        "(encode) nor a LexicalRetriever (index, search)")
     ranked = hits.to_run(query_ids, k=top_k, drop_self_hits=entry.drop_self_hits)
     with timer.phase("evaluate") as phase:
         qrels = relevance_for_metrics(split.qrels, entry.relevance_map)
@@ -179,5 +176,4 @@ def evaluate_pair(encoder, model_entry: ModelEntry, dataset: Dataset, entry: Dat
         "per_query": per_query,
         "timings": timer.to_dict(),
         "provenance": provenance(config.to_dict()),
-        "_run": ranked,
-    }
+    }, ranked

@@ -14,7 +14,7 @@ Errors name the suite file, the line and the field.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -102,11 +102,8 @@ class Suite:
             if not names:
                 raise ConfigError(f"suite {self.name!r}: no BEIR folders (corpus.jsonl, queries.jsonl, qrels/) "
                                   f"under {data_root}")
-            entries += [self._apply_conventions(DatasetEntry(f"beir:{n}", n, self.split, self.top_k)) for n in names]
+            entries += [_entry(f"beir:{n}", {}, self, self.path) for n in names]
         return entries
-
-    def _apply_conventions(self, entry: DatasetEntry) -> DatasetEntry:
-        return replace(entry, **self.conventions.get(entry.name, {}))
 
 
 def builtin_suites() -> list[str]:
@@ -165,7 +162,7 @@ def parse_suite(text: str, path: str) -> Suite:
     for item, line in zip(raw_datasets, raw_datasets.lines):
         where = f"{path}:{line}"
         if isinstance(item, str):
-            suite.datasets.append(suite._apply_conventions(_entry(item, {}, suite, where)))
+            suite.datasets.append(_entry(item, {}, suite, where))
         elif isinstance(item, _Mapping) and "discover" in item:
             if item["discover"] != "beir-folders" or len(item) != 1:
                 raise ConfigError(f"{err.where(item, 'discover')}: expected 'discover: beir-folders' alone")
@@ -175,8 +172,7 @@ def parse_suite(text: str, path: str) -> Suite:
             if "spec" not in item:
                 raise ConfigError(f"{where}: missing field 'spec' (expected e.g. spec: beir:scifact)")
             spec = err.string(item, "spec", required=True)
-            suite.datasets.append(_entry(spec, {**conventions.get(_name_of(spec), {}), **err.entry_fields(item)},
-                                         suite, where, name=item.get("name")))
+            suite.datasets.append(_entry(spec, err.entry_fields(item), suite, where, name=item.get("name")))
         else:
             raise ConfigError(f"{where}: each dataset must be a spec string (e.g. beir:scifact) or a mapping "
                               f"with 'spec'; got {item!r}")
@@ -189,9 +185,10 @@ def _name_of(spec: str) -> str:
 
 
 def _entry(spec: str, fields: dict[str, Any], suite: Suite, where: str, name: str | None = None) -> DatasetEntry:
+    """An entry: the suite's defaults, then the conventions of its folder name, then its own fields."""
     if ":" not in spec:
         raise ConfigError(f"{where}: dataset spec {spec!r}: expected SOURCE:NAME (e.g. beir:scifact)")
-    fields = {"split": suite.split, "top_k": suite.top_k, **fields}
+    fields = {"split": suite.split, "top_k": suite.top_k, **suite.conventions.get(_name_of(spec), {}), **fields}
     return DatasetEntry(spec=spec, name=name or _name_of(spec), **fields)
 
 

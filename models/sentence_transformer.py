@@ -10,6 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from models.base import EncodeOutput, EncodingContract, ModelMeta, Progress, Role
+from models.errors import ConfigError
 
 
 def minilm_path() -> str:
@@ -56,14 +57,14 @@ class SentenceTransformerEncoder:
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         path = model_path or minilm_path()
         if not Path(path).is_dir():
-            raise FileNotFoundError(f"encoder {meta.name!r}: model folder {path} not found")
+            raise ConfigError(f"encoder {meta.name!r}: model folder {path} not found")
         self.model = SentenceTransformer(path, device=self.device, local_files_only=True)
         self.model.eval()
         contract = meta.contract or EncodingContract()
         for role in ("query", "passage"):
             limit = contract.max_length(role)  # type: ignore[arg-type]
             if limit is not None and limit != self.model.max_seq_length:
-                raise ValueError(f"encoder {meta.name!r}: contract max length {limit} for {role}s differs from "
+                raise ConfigError(f"encoder {meta.name!r}: contract max length {limit} for {role}s differs from "
                                  f"the model's max_seq_length {self.model.max_seq_length}")
         self.contract = contract
         # sentence-transformers >= 6 renamed tokenize to preprocess

@@ -20,28 +20,51 @@ Progress = Callable[[int], None]  # called with the number of items just finishe
 class EncodingContract:
     """How a text becomes model input and a vector, per role.
 
-    Templates take ``{text}`` (and ``{title}`` for passages); the formatted string is stripped.
-    Token-level fields (BOS/EOS, padding side, pooling) are read by encoders that tokenise
-    themselves; `None` means "the tokenizer's own default".
+    String level: the role's template takes ``{text}`` (and ``{title}`` for passages; with an empty
+    title the ``{title}`` slot and its separating space are dropped) and the result is stripped.
+    Token level (encoders that tokenise themselves, e.g. decoder LLMs): the input ids are
+    ``[BOS] + ids(prefix) + ids(formatted text) + ids(suffix) + [EOS]``, each part tokenised on its own
+    without special tokens, the text truncated so that the whole input fits the role's max length.
+    Separate tokenisation matters: LLaRA's ``"`` prefix is the piece ``▁"`` (376) only when it is
+    tokenised alone. `None` for bos/eos means "the tokenizer's own default".
     """
 
     query_template: str = "{text}"
     passage_template: str = "{title} {text}"
+    query_prefix: str = ""
+    query_suffix: str = ""
+    passage_prefix: str = ""
+    passage_suffix: str = ""
     add_special_tokens: bool = True
     special_tokens: tuple[str, ...] = ()  # tokens added to the tokenizer (e.g. LLaRA's <s1>..<s16>)
     bos: bool | None = None
     eos: bool | None = None
+    pad_token: str | None = None  # padding token when the tokenizer has none (LLaMA: "<unk>")
     padding_side: Literal["left", "right"] = "right"
     pooling: Literal["cls", "mean", "last_token", "last_k_mean", "none"] = "mean"
     pooling_k: int | None = None  # for last_k_mean
     normalize: bool = True
-    query_max_length: int | None = None
+    query_max_length: int | None = None  # whole model input, in tokens
     passage_max_length: int | None = None
     dtype: str = "float32"
 
+    def __post_init__(self) -> None:
+        if (self.pooling == "last_k_mean") != (self.pooling_k is not None):
+            raise ValueError("pooling_k is required by, and only by, pooling 'last_k_mean'")
+        if self.pooling_k is not None and self.pooling_k < 1:
+            raise ValueError(f"pooling_k must be >= 1, got {self.pooling_k}")
+
     def format(self, role: Role, text: str, title: str = "") -> str:
         template = self.query_template if role == "query" else self.passage_template
+        if not title:
+            template = template.replace("{title} ", "").replace(" {title}", "").replace("{title}", "")
         return template.format(text=text, title=title).strip()
+
+    def affixes(self, role: Role) -> tuple[str, str]:
+        """(prefix, suffix) strings of a role, tokenised apart from the text."""
+        if role == "query":
+            return self.query_prefix, self.query_suffix
+        return self.passage_prefix, self.passage_suffix
 
     def max_length(self, role: Role) -> int | None:
         return self.query_max_length if role == "query" else self.passage_max_length

@@ -2,9 +2,45 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
 from models.base import EncodingContract, ModelMeta
 from models.bm25 import BM25_CONTRACT
-from models.registry import Registry
+from models.contracts import LLARA, REPLLAMA
+from models.registry import ModelEntry, Registry
+
+LLAMA2_7B = "meta-llama/Llama-2-7b-hf"
+LLAMA2_7B_PARAMS = 6_738_415_616  # the full causal LM checkpoint
+LLARA_PAPER = "https://arxiv.org/abs/2312.15503"
+REPLLAMA_PAPER = "https://arxiv.org/abs/2310.08319"
+
+
+def decoder_meta(name: str, source: str, contract: EncodingContract, *, description: str, **fields: Any) -> ModelMeta:
+    return ModelMeta(name=name, kind="dense", description=description, source=source, contract=contract,
+                     similarity="cosine" if contract.normalize else "dot", **fields)
+
+
+META_FIELDS = ("dimension", "max_length", "n_parameters", "license", "reference", "trained", "revision")
+
+
+def decoder_entry(name: str, model: str, contract: EncodingContract, *, description: str, origin: str = "builtin",
+                  **fields: Any) -> ModelEntry:
+    """An entry for a causal LM (Hub id or local folder) under an encoding contract.
+
+    ``fields`` holds ModelMeta fields (`META_FIELDS`) and DecoderEncoder arguments (tokenizer, adapter,
+    adapter_revision, dtype, allow_pickle, trust_remote_code, ...); ``revision`` is both.
+    """
+    meta = decoder_meta(name, model + (f" + {fields['adapter']}" if fields.get("adapter") else ""), contract,
+                        description=description, **{k: fields[k] for k in META_FIELDS if k in fields})
+    kwargs = {"model": model, **{k: v for k, v in fields.items() if k not in META_FIELDS or k == "revision"}}
+    return ModelEntry(name, "models.decoder:DecoderEncoder", meta, kwargs, origin=origin)
+
+
+def _llama2_7b(name: str, model: str, contract: EncodingContract, description: str, **fields: Any) -> ModelEntry:
+    vocab_added = len(contract.special_tokens) * 4096 * 2  # input and output embedding rows
+    return decoder_entry(name, model, contract, description=description, dimension=4096, max_length=4096,
+                         n_parameters=LLAMA2_7B_PARAMS + vocab_added, license="llama2", **fields)
 
 
 def register_builtins(registry: Registry) -> None:
@@ -24,3 +60,35 @@ def register_builtins(registry: Registry) -> None:
             description="BM25 (bm25s, Lucene scoring k1=1.5 b=0.75, English stop words and Snowball stemming, "
                         "as MTEB's BM25 baseline)",
             reference="https://github.com/xhluca/bm25s", contract=BM25_CONTRACT))
+
+    entries = [
+        _llama2_7b("llama2-7b", LLAMA2_7B, LLARA, reference=LLARA_PAPER,
+                   description="LLaMA-2-7B, not adapted, under LLaRA's prompt contract (the paper's un-adapted "
+                               "baseline); <s1>..<s16> are added with the mean embedding"),
+        _llama2_7b("llama2-7b-eos", LLAMA2_7B, REPLLAMA, reference=REPLLAMA_PAPER,
+                   description="LLaMA-2-7B without the RepLLaMA adapter, under RepLLaMA's contract (EOS state)"),
+        _llama2_7b("repllama-7b", LLAMA2_7B, REPLLAMA, adapter="castorini/repllama-v1-7b-lora-passage",
+                   reference="https://huggingface.co/castorini/repllama-v1-7b-lora-passage",
+                   description="RepLLaMA: LLaMA-2-7B + the castorini LoRA (MS MARCO passage), merged; Tevatron's "
+                               "contract"),
+        _llama2_7b("llara-pretrain", "BAAI/LLARA-pretrain", LLARA, reference="https://huggingface.co/BAAI/LLARA-pretrain",
+                   description="LLaRA after EBAE/EBAR adaptation only (no fine-tuning)"),
+        _llama2_7b("llara-passage", "BAAI/LLARA-passage", LLARA, reference="https://huggingface.co/BAAI/LLARA-passage",
+                   description="LLaRA fine-tuned on MS MARCO passage with dense-retriever negatives; for MS MARCO "
+                               "and TREC DL"),
+        _llama2_7b("llara-beir", "BAAI/LLARA-beir", LLARA, reference="https://huggingface.co/BAAI/LLARA-beir",
+                   description="LLaRA fine-tuned on MS MARCO passage with BM25 negatives; for BEIR"),
+        _llama2_7b("llara-document", "BAAI/LLARA-document", LLARA, reference="https://huggingface.co/BAAI/LLARA-document",
+                   description="LLaRA fine-tuned on MS MARCO document"),
+        ModelEntry("tiny-llama", "models.tiny_llama:tiny_llama_encoder", decoder_meta(
+            "tiny-llama", "built by llara-bench (models/tiny_llama.py)", replace(LLARA, dtype="float32"),
+            trained=False, dimension=64, max_length=1024,
+            description="a 4-layer, 64-wide LLaMA with random weights (seed 0) and a BPE tokenizer trained on the "
+                        "smoke corpus; LLaRA's contract")),
+        ModelEntry("tiny-llama-eos", "models.tiny_llama:tiny_llama_encoder", decoder_meta(
+            "tiny-llama-eos", "built by llara-bench (models/tiny_llama.py)", replace(REPLLAMA, dtype="float32"),
+            trained=False, dimension=64, max_length=1024,
+            description="tiny-llama under RepLLaMA's contract (EOS state)")),
+    ]
+    for entry in entries:
+        registry.add_entry(entry)

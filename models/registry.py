@@ -152,6 +152,9 @@ def entry_for_path(path: Path) -> ModelEntry:
         meta = sentence_transformer_meta(str(path), description=f"sentence-transformers model at {path}")
         return ModelEntry(str(path), "models.sentence_transformer:SentenceTransformerEncoder", meta,
                           {"model_path": str(path)}, origin="path")
+    if (path / "config.json").is_file():
+        raise ConfigError(f"model path {path}: a transformers checkpoint needs an encoding contract; register it "
+                          f"first: llara-bench register NAME {path} --contract llara|repllama")
     raise ConfigError(f"model path {path}: not a recognised model folder (expected a sentence-transformers folder "
                       "with modules.json)")
 

@@ -4,13 +4,16 @@ or any local sentence-transformers folder)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from models.base import EncodeOutput, EncodingContract, ModelMeta, Progress, Role
+from models.batching import Batching, run_batches
 from models.errors import ConfigError
+from models.loading import dtype_name
 
 
 def minilm_path() -> str:
@@ -43,30 +46,34 @@ def sentence_transformer_meta(path: str, *, description: str, **fields) -> Model
 
 
 class SentenceTransformerEncoder:
-    """Runs the model's own modules (tokenise → forward → pooling/normalise) in the harness's
-    batching loop, so that tokens are counted and progress is reported; otherwise as
-    ``SentenceTransformer.encode`` (longest-first batches, results restored to input order)."""
+    """Runs the model's own modules (tokenise → forward → pooling/normalise) in the harness's batching
+    (longest first, batches filled to a token budget, input order restored), so that tokens are counted
+    and progress is reported; the vectors are those of ``SentenceTransformer.encode``."""
 
     def __init__(self, meta: ModelMeta, model_path: str | None = None, device: str | None = None,
-                 batch_size: int = 64):
+                 batch_size: int = 128, token_budget: int = 16384, batching: Batching = "token_budget",
+                 dtype: str | None = None):
         import torch
         from sentence_transformers import SentenceTransformer
 
-        self.meta = meta
-        self.batch_size = batch_size
+        self.batch_size, self.token_budget, self.batching = batch_size, token_budget, batching
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         path = model_path or minilm_path()
         if not Path(path).is_dir():
             raise ConfigError(f"encoder {meta.name!r}: model folder {path} not found")
         self.model = SentenceTransformer(path, device=self.device, local_files_only=True)
-        self.model.eval()
         contract = meta.contract or EncodingContract()
         for role in ("query", "passage"):
             limit = contract.max_length(role)  # type: ignore[arg-type]
             if limit is not None and limit != self.model.max_seq_length:
                 raise ConfigError(f"encoder {meta.name!r}: contract max length {limit} for {role}s differs from "
-                                 f"the model's max_seq_length {self.model.max_seq_length}")
+                                  f"the model's max_seq_length {self.model.max_seq_length}")
+        if dtype:
+            contract = replace(contract, dtype=dtype_name(meta.name, dtype))
+            self.model.to(getattr(torch, contract.dtype))
+        self.model.eval()
         self.contract = contract
+        self.meta = replace(meta, contract=contract)
         # sentence-transformers >= 6 renamed tokenize to preprocess
         self._tokenize = getattr(self.model, "preprocess", None) or self.model.tokenize
 
@@ -77,23 +84,26 @@ class SentenceTransformerEncoder:
 
         formatted = [self.contract.format(role, t, titles[i] if titles is not None else "")
                      for i, t in enumerate(texts)]
-        order = np.argsort([-len(t) for t in formatted], kind="stable")
+        lengths = [len(ids) for ids in self.model.tokenizer(formatted, truncation=True, max_length=self.model.max_seq_length)
+                   ["input_ids"]] if formatted else []
         dim = self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") \
             else self.model.get_sentence_embedding_dimension()
         out = np.empty((len(formatted), dim), dtype=np.float32)
-        n_tokens = n_padded = 0
+        counts = {"tokens": 0, "padded": 0}
+
+        def run(idx: np.ndarray) -> None:
+            features = self._tokenize([formatted[i] for i in idx])
+            mask = features["attention_mask"]
+            counts["tokens"] += int(mask.sum())
+            counts["padded"] += mask.numel()
+            emb = self.model.forward(batch_to_device(features, self.model.device))["sentence_embedding"]
+            if self.contract.normalize:
+                emb = torch.nn.functional.normalize(emb, p=2, dim=1)
+            out[idx] = emb.float().cpu().numpy()
+            if progress:
+                progress(len(idx))
+
         with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                idx = order[start:start + self.batch_size]
-                features = self._tokenize([formatted[i] for i in idx])
-                mask = features["attention_mask"]
-                n_tokens += int(mask.sum())
-                n_padded += mask.numel()
-                features = batch_to_device(features, self.model.device)
-                emb = self.model.forward(features)["sentence_embedding"]
-                if self.contract.normalize:
-                    emb = torch.nn.functional.normalize(emb, p=2, dim=1)
-                out[idx] = emb.float().cpu().numpy()
-                if progress:
-                    progress(len(idx))
-        return EncodeOutput(out, n_tokens=n_tokens, n_padded_tokens=n_padded)
+            run_batches(lengths, run, batching=self.batching, token_budget=self.token_budget,
+                        batch_size=self.batch_size)
+        return EncodeOutput(out, n_tokens=counts["tokens"], n_padded_tokens=counts["padded"])

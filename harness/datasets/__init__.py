@@ -19,6 +19,7 @@ from harness.datasets.beir_folder import load_beir_folder
 from harness.datasets.irds import load_irds
 from harness.datasets.model import Corpus, Dataset, Qrels, Split
 from harness.errors import ConfigError, UnknownNameError
+from models.cache import cache_root
 
 __all__ = ["Corpus", "Dataset", "Qrels", "Split", "load_dataset", "embedded_names", "discover_beir_folders",
            "default_data_root", "cache_root"]
@@ -29,10 +30,6 @@ SOURCES = ("embedded", "beir", "folder", "irds")
 def default_data_root() -> Path | None:
     root = os.environ.get("LLARA_BENCH_DATA_ROOT")
     return Path(root) if root else None
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("LLARA_BENCH_CACHE", Path.home() / ".cache" / "llara-bench"))
 
 
 def embedded_names() -> list[str]:

@@ -1,0 +1,55 @@
+"""Batching that wastes little: longest first, batches filled to a token budget, input order restored
+by the caller; on a GPU out-of-memory error the batch is shrunk and retried."""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable, Literal, Sequence
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+Batching = Literal["token_budget", "fixed"]
+
+
+def _is_oom(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, torch.cuda.OutOfMemoryError)
+
+
+def run_batches(lengths: Sequence[int], run: Callable[[np.ndarray], None], *, batching: Batching = "token_budget",
+                token_budget: int = 16384, batch_size: int = 64) -> None:
+    """Call ``run(indices)`` over all items, in batches.
+
+    ``token_budget``: items sorted by length, longest first; each batch takes as many items as fit
+    ``rows × longest ≤ token_budget`` (at most ``batch_size``). ``fixed``: ``batch_size`` items in
+    arrival order (the naive baseline). On ``torch.cuda.OutOfMemoryError`` the row cap is halved and the
+    same items are retried; any other error propagates, and so does OOM on a single item.
+    """
+    if batching not in ("token_budget", "fixed"):
+        raise ValueError(f"batching must be 'token_budget' or 'fixed', got {batching!r}")
+    if token_budget < 1 or batch_size < 1:
+        raise ValueError(f"token_budget and batch_size must be >= 1, got {token_budget} and {batch_size}")
+    lengths = np.asarray(lengths, dtype=np.int64)
+    order = np.argsort(-lengths, kind="stable") if batching == "token_budget" else np.arange(len(lengths))
+    max_rows = batch_size
+    pos = 0
+    while pos < len(order):
+        rows = max_rows
+        if batching == "token_budget":
+            rows = min(rows, max(1, token_budget // max(1, int(lengths[order[pos]]))))
+        idx = order[pos:pos + rows]
+        try:
+            run(idx)
+        except Exception as exc:
+            if not _is_oom(exc) or len(idx) == 1:
+                raise
+            import torch
+
+            torch.cuda.empty_cache()
+            max_rows = max(1, len(idx) // 2)
+            log.warning("out of GPU memory on a batch of %d; retrying with at most %d rows", len(idx), max_rows)
+            continue
+        pos += len(idx)

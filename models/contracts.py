@@ -1,0 +1,49 @@
+"""The named encoding contracts of decoder-LLM encoders, as their authors ran them.
+
+Sources: the LLaRA paper (arXiv 2312.15503) and its released code (FlagEmbedding, research/LLARA),
+Tevatron's RepLLaMA example and the castorini/repllama-v1-7b-lora-passage model card. The exact token
+ids these produce with the LLaMA-2 tokenizer are pinned in tests/test_decoder_contracts.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from models.base import EncodingContract
+from models.errors import UnknownNameError
+
+LLARA_SPECIAL_TOKENS = tuple(f"<s{i}>" for i in range(1, 17))
+# EBAE (passages): 11 text pieces ending in a lone "▁" (29871), then <s1>..<s8> = 19 tokens with LLaMA-2
+LLARA_SUMMARIZE_SUFFIX = '", summarize the above passage within eight words: ' + "".join(LLARA_SPECIAL_TOKENS[:8])
+# EBAR (queries): 10 text pieces, then <s9>..<s16> = 18 tokens
+LLARA_PREDICT_SUFFIX = '", predict the following passage within eight words: ' + "".join(LLARA_SPECIAL_TOKENS[8:])
+
+# The official inference examples truncate the text to 512 tokens and then add BOS + `▁"` and the suffix.
+LLARA_TEXT_TOKENS = 512
+
+LLARA = EncodingContract(
+    query_template="{text}", passage_template="{title} {text}",
+    query_prefix='"', query_suffix=LLARA_PREDICT_SUFFIX,
+    passage_prefix='"', passage_suffix=LLARA_SUMMARIZE_SUFFIX,
+    special_tokens=LLARA_SPECIAL_TOKENS, bos=True, eos=False, pad_token="<unk>", padding_side="left",
+    pooling="last_k_mean", pooling_k=8, normalize=True,
+    query_max_length=LLARA_TEXT_TOKENS + 2 + 18, passage_max_length=LLARA_TEXT_TOKENS + 2 + 19,
+    dtype="bfloat16")
+
+# RepLLaMA: "query: q</s>" and "passage: title text</s>", BOS added, EOS appended, right padding,
+# the EOS hidden state; pad = unk as in Tevatron. 512 tokens at inference.
+REPLLAMA = EncodingContract(
+    query_template="query: {text}", passage_template="passage: {title} {text}",
+    bos=True, eos=True, pad_token="<unk>", padding_side="right", pooling="last_token", normalize=True,
+    query_max_length=512, passage_max_length=512, dtype="bfloat16")
+
+CONTRACTS: dict[str, EncodingContract] = {"llara": LLARA, "repllama": REPLLAMA}
+
+
+def contract_named(name: str, **overrides) -> EncodingContract:
+    """A named contract, with fields overridden (e.g. dtype, max lengths)."""
+    try:
+        contract = CONTRACTS[name]
+    except KeyError:
+        raise UnknownNameError("encoding contract", name, sorted(CONTRACTS)) from None
+    return replace(contract, **overrides) if overrides else contract

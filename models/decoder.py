@@ -1,0 +1,211 @@
+"""Decoder-LLM encoders (LLaMA-2, LLaRA, RepLLaMA): a causal LM's final hidden states pooled under a
+declared encoding contract.
+
+The model is loaded as the bare transformer (``AutoModel``: hidden states after the final RMSNorm, no LM
+head), from a Hub id or a local folder, optionally with a LoRA adapter merged in (peft), in fp32, bf16
+or fp16, with SDPA attention. Inputs are built at the token level exactly as the contract says (see
+`models.base.EncodingContract`), so the ids are the authors' ids; tests pin them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Any, Sequence
+
+import numpy as np
+
+from models.base import EncodeOutput, EncodingContract, ModelMeta, Progress, Role
+from models.batching import Batching, run_batches
+from models.errors import ConfigError
+from models.loading import check_tokenizer, check_weights, dtype_name as resolve_dtype, resolve_folder, \
+    sha256_of_files, snapshot_revision
+
+log = logging.getLogger(__name__)
+
+def pool(hidden, mask, contract: EncodingContract):
+    """Pool (batch, seq, dim) hidden states over the real tokens given by ``mask``, per the contract."""
+    import torch
+
+    positions = torch.arange(mask.shape[1], device=mask.device)
+    last = (mask * positions).argmax(dim=1)  # last real token, whatever the padding side
+    if contract.pooling == "last_token":
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+    if contract.pooling == "last_k_mean":
+        k = contract.pooling_k or 1
+        if int(mask.sum(dim=1).min()) < k:
+            raise ValueError(f"pooling over the last {k} tokens needs inputs of at least {k} tokens")
+        idx = last[:, None] - torch.arange(k - 1, -1, -1, device=mask.device)[None, :]
+        return torch.gather(hidden, 1, idx[..., None].expand(-1, -1, hidden.shape[-1])).mean(dim=1)
+    if contract.pooling == "mean":
+        weights = mask[..., None].to(hidden.dtype)
+        return (hidden * weights).sum(dim=1) / weights.sum(dim=1)
+    if contract.pooling == "cls":
+        first = mask.argmax(dim=1)
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), first]
+    raise ConfigError(f"pooling {contract.pooling!r} is not supported by decoder encoders")
+
+
+class DecoderEncoder:
+    """A causal LM as a dense encoder under an encoding contract.
+
+    ``batch_size`` caps the rows of a batch; ``token_budget`` caps rows × longest input (padding included)
+    with ``batching="token_budget"`` (the default); ``batching="fixed"`` takes ``batch_size`` texts in
+    arrival order (the naive baseline, kept for benchmarks).
+    """
+
+    def __init__(self, meta: ModelMeta, model: str, *, tokenizer: str | None = None, adapter: str | None = None,
+                 revision: str | None = None, adapter_revision: str | None = None, device: str | None = None,
+                 dtype: str | None = None, batch_size: int = 64, token_budget: int = 16384,
+                 batching: Batching = "token_budget", allow_pickle: bool = False, trust_remote_code: bool = False,
+                 attn_implementation: str = "sdpa"):
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        if meta.contract is None:
+            raise ConfigError(f"encoder {meta.name!r}: a decoder encoder needs an encoding contract")
+        contract = meta.contract
+        if contract.bos is None or contract.eos is None:
+            raise ConfigError(f"encoder {meta.name!r}: the contract must state bos and eos (true or false)")
+        dtype_name = resolve_dtype(meta.name, dtype or contract.dtype)
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.batch_size, self.token_budget, self.batching = batch_size, token_budget, batching
+
+        folder = resolve_folder(meta.name, "model", model, revision=revision, allow_pickle=allow_pickle)
+        weights = check_weights(meta.name, "model", folder, allow_pickle=allow_pickle)
+        tok_folder = folder if tokenizer is None else resolve_folder(meta.name, "tokenizer", tokenizer,
+                                                                     weights=False)
+        check_tokenizer(meta.name, tok_folder)
+        self.tokenizer = AutoTokenizer.from_pretrained(tok_folder, trust_remote_code=trust_remote_code)
+        try:
+            self.model = AutoModel.from_pretrained(
+                folder, dtype=getattr(torch, dtype_name), use_safetensors=".safetensors" in weights.name,
+                trust_remote_code=trust_remote_code, attn_implementation=attn_implementation)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"encoder {meta.name!r}: cannot load the model from {folder}: {exc}") from exc
+
+        added = self._add_special_tokens(contract)
+        self.pad_id = self._pad_id(meta.name, contract)
+        resolved: dict[str, Any] = {"model": str(folder), "model_revision": snapshot_revision(folder) or revision,
+                                    "tokenizer": str(tok_folder), "tokenizer_class": type(self.tokenizer).__name__,
+                                    "added_special_tokens": added, "dtype": dtype_name, "device": self.device,
+                                    "attn_implementation": attn_implementation}
+        if adapter:
+            resolved |= self._merge_adapter(meta.name, adapter, adapter_revision, allow_pickle)
+        self.model.to(self.device).eval()
+
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        capped = {f"{role}_max_length": limit for role in ("query", "passage")
+                  if limit and (contract.max_length(role) or limit + 1) > limit}
+        if capped:
+            log.warning("encoder %s: max lengths capped at the model's %d positions", meta.name, limit)
+        self.contract = replace(contract, dtype=dtype_name, **capped)
+        resolved["n_parameters"] = sum(p.numel() for p in self.model.parameters())
+        self.meta = replace(meta, dimension=self.model.config.hidden_size, contract=self.contract,
+                            extra={**meta.extra, "resolved": resolved})
+        self._affix_ids = {role: self._affixes(role) for role in ("query", "passage")}
+
+    # -- loading -------------------------------------------------------------------------------
+    def _add_special_tokens(self, contract: EncodingContract) -> int:
+        """Add the contract's special tokens the tokenizer lacks; new embedding rows get the mean embedding."""
+        import torch
+
+        vocab = self.tokenizer.get_vocab()
+        missing = [t for t in contract.special_tokens if t not in vocab]
+        if missing:
+            self.tokenizer.add_tokens(missing, special_tokens=True)
+        rows = self.model.get_input_embeddings().weight.shape[0]
+        if len(self.tokenizer) > rows:
+            self.model.resize_token_embeddings(len(self.tokenizer), mean_resizing=False)
+            with torch.no_grad():
+                weight = self.model.get_input_embeddings().weight
+                weight[rows:] = weight[:rows].mean(dim=0, keepdim=True)
+        return len(missing)
+
+    def _pad_id(self, name: str, contract: EncodingContract) -> int:
+        token = contract.pad_token or self.tokenizer.pad_token
+        pad_id = self.tokenizer.convert_tokens_to_ids(token) if token is not None else None
+        if pad_id is None or (token != self.tokenizer.unk_token and pad_id == self.tokenizer.unk_token_id):
+            raise ConfigError(f"encoder {name!r}: padding token {token!r} is not in the tokenizer; set the "
+                              "contract's pad_token")
+        return int(pad_id)
+
+    def _merge_adapter(self, name: str, adapter: str, revision: str | None, allow_pickle: bool) -> dict[str, Any]:
+        from peft import PeftModel
+
+        folder = resolve_folder(name, "adapter", adapter, revision=revision, allow_pickle=allow_pickle)
+        if not (folder / "adapter_config.json").is_file():
+            raise ConfigError(f"encoder {name!r}: adapter {folder} has no adapter_config.json")
+        weights = check_weights(name, "adapter", folder, allow_pickle=allow_pickle)
+        self.model = PeftModel.from_pretrained(self.model, folder).merge_and_unload()
+        return {"adapter": str(folder), "adapter_revision": snapshot_revision(folder) or revision,
+                "adapter_sha256": sha256_of_files([weights])}
+
+    # -- inputs --------------------------------------------------------------------------------
+    def _ids(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+
+    def _affixes(self, role: Role) -> tuple[list[int], list[int]]:
+        prefix, suffix = self.contract.affixes(role)
+        head = ([self.tokenizer.bos_token_id] if self.contract.bos else []) + self._ids(prefix)
+        tail = self._ids(suffix) + ([self.tokenizer.eos_token_id] if self.contract.eos else [])
+        return head, tail
+
+    def input_ids(self, texts: Sequence[str], role: Role, titles: Sequence[str] | None = None) -> list[list[int]]:
+        """The model input of each text, unpadded: BOS, prefix, text (truncated to fit), suffix, EOS."""
+        head, tail = self._affix_ids[role]
+        limit = self.contract.max_length(role)
+        room = None if limit is None else limit - len(head) - len(tail)
+        if room is not None and room < 1:
+            raise ConfigError(f"encoder {self.meta.name!r}: {role} max length {limit} leaves no room for text "
+                              f"after {len(head) + len(tail)} prompt tokens")
+        formatted = [self.contract.format(role, t, titles[i] if titles is not None else "") for i, t in enumerate(texts)]
+        body = self.tokenizer(formatted, add_special_tokens=False, truncation=room is not None,
+                              max_length=room)["input_ids"] if formatted else []
+        return [head + ids + tail for ids in body]
+
+    def collate(self, batch: Sequence[list[int]]):
+        """Pad to the longest on the contract's side: (input_ids, attention_mask, position_ids)."""
+        import torch
+
+        width = max(len(ids) for ids in batch)
+        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, seq in enumerate(batch):
+            span = slice(width - len(seq), width) if self.contract.padding_side == "left" else slice(0, len(seq))
+            ids[row, span] = torch.tensor(seq, dtype=torch.long)
+            mask[row, span] = 1
+        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)  # real tokens at 0..n-1 whichever side is padded
+        return ids, mask, positions
+
+    # -- encoding ------------------------------------------------------------------------------
+    def forward(self, batch: Sequence[list[int]]):
+        """Pooled (and, per the contract, normalised) float32 embeddings of a batch of input ids."""
+        import torch
+
+        ids, mask, positions = (t.to(self.device) for t in self.collate(batch))
+        hidden = self.model(input_ids=ids, attention_mask=mask, position_ids=positions).last_hidden_state
+        emb = pool(hidden, mask, self.contract).float()
+        return torch.nn.functional.normalize(emb, p=2, dim=-1) if self.contract.normalize else emb
+
+    def encode(self, texts: Sequence[str], role: Role, *, titles: Sequence[str] | None = None,
+               progress: Progress | None = None) -> EncodeOutput:
+        import torch
+
+        inputs = self.input_ids(texts, role, titles)
+        lengths = [len(ids) for ids in inputs]
+        out = np.empty((len(inputs), self.model.config.hidden_size), dtype=np.float32)
+        counts = {"tokens": 0, "padded": 0}
+
+        def run(idx: np.ndarray) -> None:
+            batch = [inputs[i] for i in idx]
+            out[idx] = self.forward(batch).cpu().numpy()
+            counts["tokens"] += sum(len(b) for b in batch)
+            counts["padded"] += len(batch) * max(len(b) for b in batch)
+            if progress:
+                progress(len(idx))
+
+        with torch.inference_mode():
+            run_batches(lengths, run, batching=self.batching, token_budget=self.token_budget,
+                        batch_size=self.batch_size)
+        return EncodeOutput(out, n_tokens=counts["tokens"], n_padded_tokens=counts["padded"])

@@ -35,8 +35,11 @@ def run(
     model: Optional[list[str]] = typer.Option(None, "--model", "-m", help="Encoder (repeatable); default: the suite's."),
     dataset: Optional[list[str]] = typer.Option(None, "--dataset", "-d", help="Keep only these datasets (repeatable)."),
     output: Path = typer.Option(Path("runs"), "--output", "-o", help="Parent folder of the run directory."),
+    models_file: Optional[list[Path]] = typer.Option(None, "--models-file", help="YAML file declaring extra "
+                                                     "encoders (repeatable); see `llara-bench register`."),
     device: Optional[str] = typer.Option(None, help="torch device for dense encoders (default: cuda if present)."),
-    batch_size: Optional[int] = typer.Option(None, min=1, help="Encoding batch size."),
+    batch_size: Optional[int] = typer.Option(None, min=1, help="Most texts per encoding batch."),
+    dtype: Optional[str] = typer.Option(None, help="Override the encoders' dtype: float32, bfloat16, float16."),
     top_k: Optional[int] = typer.Option(None, min=1, help="Override the suite's retrieval depth."),
     no_run_files: bool = typer.Option(False, "--no-run-files", help="Do not write TREC run files."),
 ) -> None:
@@ -46,7 +49,8 @@ def run(
 
     try:
         config = RunConfig(suite=load_suite(suite), data_root=data_root, output=output, models=model or None,
-                           datasets=dataset or None, device=device, batch_size=batch_size, top_k=top_k,
+                           datasets=dataset or None, models_files=models_file or [], device=device,
+                           batch_size=batch_size, dtype=dtype, top_k=top_k,
                            save_run_files=not no_run_files)
         with _rich_progress() as progress_factory:
             finished = run_suite(config, progress=progress_factory,
@@ -113,11 +117,15 @@ def comparison_table(results: list[dict], measures: list[str]) -> Table:
 
 
 @app.command()
-def models(as_json: bool = typer.Option(False, "--json", help="Print the metadata as JSON.")) -> None:
+def models(as_json: bool = typer.Option(False, "--json", help="Print the metadata as JSON."),
+           models_file: Optional[list[Path]] = typer.Option(None, "--models-file",
+                                                            help="YAML file declaring extra encoders.")) -> None:
     """List the registered encoders with their metadata."""
+    from harness.encoders_file import load_models_files
     from models import REGISTRY
 
     try:
+        load_models_files(models_file)
         entries = list(REGISTRY)
     except LlaraBenchError as exc:
         _fail(exc)
@@ -134,6 +142,31 @@ def models(as_json: bool = typer.Option(False, "--json", help="Print the metadat
         table.add_row(name, m.kind, str(m.dimension or "-"), str(m.max_length or "-"), m.similarity, m.source,
                       m.description + ("" if m.trained else " [UNTRAINED]"))
     console.print(table)
+
+
+@app.command()
+def register(
+    name: str = typer.Argument(..., help="The new encoder's name."),
+    model: str = typer.Argument(..., help="A local model folder or a Hub id."),
+    contract: str = typer.Option(..., "--contract", "-c", help="Encoding contract: llara or repllama."),
+    adapter: Optional[str] = typer.Option(None, help="A LoRA adapter folder or Hub id, merged at load."),
+    tokenizer: Optional[str] = typer.Option(None, help="Tokenizer folder or Hub id (default: the model's)."),
+    dtype: Optional[str] = typer.Option(None, help="float32, bfloat16 or float16 (default: the contract's)."),
+    description: Optional[str] = typer.Option(None, help="One line shown by `llara-bench models`."),
+    allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Allow pickle (.bin) weights: they can run "
+                                      "arbitrary code; only for a source you trust."),
+    models_file: Optional[Path] = typer.Option(None, "--models-file", help="File to write (default: "
+                                               "$LLARA_BENCH_MODELS_FILE or ~/.config/llara-bench/encoders.yaml)."),
+) -> None:
+    """Register a local checkpoint (or Hub model) under an encoding contract, in a models file."""
+    from harness.encoders_file import register_encoder
+
+    try:
+        path = register_encoder(name, model, contract, models_file, adapter=adapter, tokenizer=tokenizer,
+                                dtype=dtype, description=description, allow_pickle=allow_pickle or None)
+    except LlaraBenchError as exc:
+        _fail(exc)
+    console.print(f"Registered [bold]{escape(name)}[/] in {path}")
 
 
 @app.command()

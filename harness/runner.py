@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 from harness import results
 from harness.datasets import Dataset, load_dataset
+from harness.encoders_file import load_models_files
 from harness.errors import UnknownNameError
 from harness.metrics import evaluate, relevance_for_metrics
 from harness.provenance import provenance
@@ -30,14 +31,17 @@ class RunConfig:
     output: Path = Path("runs")
     models: list[str] | None = None  # overrides the suite's
     datasets: list[str] | None = None  # dataset names (or specs) to keep
+    models_files: list[Path] = field(default_factory=list)  # YAML files declaring extra encoders
     device: str | None = None
     batch_size: int | None = None
+    dtype: str | None = None  # overrides the encoders' contract dtype (decoder encoders)
     top_k: int | None = None
     save_run_files: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["suite"] = {"name": self.suite.name, "path": self.suite.path}
+        d["models_files"] = [str(p) for p in self.models_files]  # Paths inside a list, too
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items()}
 
 
@@ -66,6 +70,7 @@ def select_entries(config: RunConfig) -> list[DatasetEntry]:
 def run_suite(config: RunConfig, progress: ProgressFactory = _no_progress,
               on_result: Callable[[dict], None] | None = None) -> SuiteRun:
     suite = config.suite
+    load_models_files(config.models_files)
     model_entries = [REGISTRY.get(name) for name in (config.models or suite.models)]  # fail fast on a typo
     entries = select_entries(config)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -108,6 +113,8 @@ def _load_encoder(entry: ModelEntry, config: RunConfig):
             overrides["device"] = config.device
         if config.batch_size:
             overrides["batch_size"] = config.batch_size
+        if config.dtype:
+            overrides["dtype"] = config.dtype
     return entry.load(**overrides)
 
 
@@ -161,7 +168,8 @@ def evaluate_pair(encoder, model_entry: ModelEntry, dataset: Dataset, entry: Dat
         "schema_version": results.SCHEMA_VERSION,
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "suite": {"name": suite.name, "path": suite.path},
-        "model": model_entry.meta.to_dict() | {"origin": model_entry.origin, "kwargs": model_entry.kwargs},
+        # the encoder's own meta: the contract as run (dtype, capped lengths) and what was loaded
+        "model": encoder.meta.to_dict() | {"origin": model_entry.origin, "kwargs": model_entry.kwargs},
         "dataset": {
             "name": entry.name, "spec": entry.spec, "source": dataset.source, "split": split.name,
             "fingerprint": dataset.fingerprint(split.name), "n_docs": len(corpus),

@@ -24,3 +24,14 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def shared_models() -> Path:
     return _shared("LLARA_BENCH_SHARED_MODELS")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache_and_models_file(tmp_path_factory):
+    """Built models (tiny-llama) go to a per-session cache, and the user's own models file is not read."""
+    mp = pytest.MonkeyPatch()
+    if "LLARA_BENCH_CACHE" not in os.environ:
+        mp.setenv("LLARA_BENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
+    mp.setenv("LLARA_BENCH_MODELS_FILE", str(tmp_path_factory.mktemp("config") / "encoders.yaml"))
+    yield
+    mp.undo()

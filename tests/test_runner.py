@@ -22,8 +22,8 @@ def smoke_run(tmp_path_factory):
 
 
 def test_smoke_writes_valid_results_for_every_pair(smoke_run):
-    assert [(r["model"]["name"], r["dataset"]["name"]) for r in smoke_run.results] == [("minilm", "smoke"),
-                                                                                      ("bm25", "smoke")]
+    assert [(r["model"]["name"], r["dataset"]["name"]) for r in smoke_run.results] == [
+        ("minilm", "smoke"), ("bm25", "smoke"), ("tiny-llama", "smoke")]
     schema = results.schema()
     for r in smoke_run.results:
         path, _ = results.result_paths(smoke_run.run_dir, r["model"]["name"], r["dataset"]["name"])
@@ -33,7 +33,18 @@ def test_smoke_writes_valid_results_for_every_pair(smoke_run):
         assert set(on_disk["per_query"]["nDCG@10"]) == set(on_disk["per_query"]["AP"])
         assert len(on_disk["per_query"]["nDCG@10"]) == on_disk["dataset"]["n_queries"] == 40
     run_json = json.loads((smoke_run.run_dir / "run.json").read_text())
-    assert len(run_json["results"]) == 2
+    assert len(run_json["results"]) == 3
+
+
+def test_decoder_result_records_the_contract_as_run(smoke_run):
+    tiny = smoke_run.results[2]["model"]
+    contract = tiny["contract"]
+    assert (contract["padding_side"], contract["pooling"], contract["pooling_k"], contract["bos"],
+            contract["eos"]) == ("left", "last_k_mean", 8, True, False)
+    assert contract["passage_suffix"].endswith("<s8>") and contract["query_suffix"].endswith("<s16>")
+    assert contract["dtype"] == "float32" and tiny["trained"] is False and tiny["dimension"] == 64
+    resolved = tiny["extra"]["resolved"]
+    assert resolved["added_special_tokens"] == 16 and resolved["n_parameters"] > 0
 
 
 def test_dense_result_has_timings_contract_and_provenance(smoke_run):
@@ -64,8 +75,9 @@ def test_metrics_agree_with_the_trec_run_file(smoke_run):
 
 
 def test_smoke_quality_ordering(smoke_run):
-    minilm, bm25 = (r["metrics"]["nDCG@10"] for r in smoke_run.results)
+    minilm, bm25, tiny = (r["metrics"]["nDCG@10"] for r in smoke_run.results)
     assert minilm > bm25  # paraphrase queries defeat BM25 on this collection
+    assert bm25 > tiny  # tiny-llama is untrained
 
 
 def test_self_hits_dropped_where_the_suite_says(tmp_path):

@@ -1,0 +1,163 @@
+"""MTEB interop: a registry encoder run by ``mteb.evaluate`` on a local BEIR folder (harness.mteb_tasks)
+gives the harness's nDCG@10, side by side on the same files."""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pytest
+
+from models import REGISTRY
+from models.base import EncodeOutput, EncodingContract, ModelMeta, Progress, Role
+from models.mteb_adapter import MtebEncoder
+
+
+@pytest.fixture(scope="module")
+def mteb(tmp_path_factory):
+    """mteb, imported with MTEB_CACHE on a scratch folder: its import creates the default cache folder."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MTEB_CACHE", str(tmp_path_factory.mktemp("mteb-default-cache")))
+        return pytest.importorskip("mteb")
+
+
+def evaluate_with_mteb(mteb, model: MtebEncoder, task, cache: Path) -> dict[str, float]:
+    """The scores of the task's one split, from mteb.evaluate with results written under `cache`."""
+    result = mteb.evaluate(model, task, cache=mteb.ResultCache(cache), co2_tracker=False, show_progress_bar=False,
+                           overwrite_strategy="always")
+    assert not result.exceptions
+    (split_scores,) = result.task_results[0].scores[task.metadata.eval_splits[0]]
+    return split_scores
+
+
+class HashingEncoder:
+    """A test double: hashed bag of words, L2-normalised; records each call."""
+
+    meta = ModelMeta(name="hashing", kind="dense", description="test double", source="tests", similarity="cosine",
+                     dimension=64, max_length=128, license="apache-2.0", contract=EncodingContract())
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Role, list[str], list[str] | None]] = []
+
+    def encode(self, texts: Sequence[str], role: Role, *, titles: Sequence[str] | None = None,
+               progress: Progress | None = None) -> EncodeOutput:
+        self.calls.append((role, list(texts), None if titles is None else list(titles)))
+        contract = self.meta.contract
+        vectors = np.zeros((len(texts), 64))  # float64: the adapter must hand MTEB float32
+        for i, text in enumerate(texts):
+            for word in contract.format(role, text, titles[i] if titles else "").lower().split():
+                vectors[i, zlib.crc32(word.encode()) % 64] += 1.0
+        return EncodeOutput(vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9))
+
+
+@pytest.fixture
+def tiny_folder(tmp_path) -> Path:
+    folder = tmp_path / "tiny"
+    (folder / "qrels").mkdir(parents=True)
+    docs = [("d1", "Volcanoes", "lava flows downhill"), ("d2", "", "stock markets fell sharply"),
+            ("d3", "Glaciers", "ice sheets retreat as climate warms")]
+    queries = [("q1", "where does lava flow"), ("q2", "why are glaciers retreating"), ("q3", "unjudged query")]
+    (folder / "corpus.jsonl").write_text("".join(json.dumps({"_id": i, "title": t, "text": x}) + "\n"
+                                                 for i, t, x in docs))
+    (folder / "queries.jsonl").write_text("".join(json.dumps({"_id": i, "text": x}) + "\n" for i, x in queries))
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td3\t2\nq2\td2\t-1\n")
+    return folder
+
+
+def test_prompt_types_map_to_roles_and_titles_pass_apart(mteb, tiny_folder):
+    """MTEB joins title and body into `text` itself; the adapter passes body and title apart, so that
+    only the encoder's contract joins them."""
+    from mteb._create_dataloaders import create_dataloader
+    from mteb.types import PromptType
+
+    from harness.mteb_tasks import local_retrieval_task
+
+    task = local_retrieval_task(tiny_folder)
+    task.load_data()
+    data = task.dataset["default"]["test"]
+    fake = HashingEncoder()
+    model = MtebEncoder(fake)
+    context = {"task_metadata": task.metadata, "hf_split": "test", "hf_subset": "default"}
+
+    corpus = create_dataloader(data["corpus"], task_metadata=task.metadata, prompt_type=PromptType.document,
+                               batch_size=2)
+    assert next(iter(corpus))["text"][0] == "Volcanoes lava flows downhill"  # MTEB's own joining
+    vectors = model.encode(corpus, prompt_type=PromptType.document, **context)
+    assert fake.calls[-1] == ("passage", ["lava flows downhill", "stock markets fell sharply",
+                                          "ice sheets retreat as climate warms"], ["Volcanoes", "", "Glaciers"])
+    assert vectors.dtype == np.float32 and vectors.shape == (3, 64)
+
+    queries = create_dataloader(data["queries"], task_metadata=task.metadata, prompt_type=PromptType.query)
+    model.encode(queries, prompt_type=PromptType.query, **context)
+    assert fake.calls[-1] == ("query", ["where does lava flow", "why are glaciers retreating"], None)
+
+    model.encode([{"text": ["a sentence"]}], prompt_type=None, **context)
+    assert fake.calls[-1] == ("query", ["a sentence"], None)
+    MtebEncoder(fake, unspecified_role="passage").encode([{"text": ["a sentence"]}], **context)
+    assert fake.calls[-1] == ("passage", ["a sentence"], None)
+
+
+def test_model_meta_from_the_registry_meta(mteb):
+    from mteb.models.model_meta import ModelMeta as MtebModelMeta
+
+    meta = MtebEncoder(HashingEncoder()).mteb_model_meta
+    assert isinstance(meta, MtebModelMeta)
+    assert (meta.name, meta.embed_dim, meta.max_tokens, meta.license) == ("llara-bench/hashing", 64, 128, "apache-2.0")
+    assert meta.similarity_fn_name == "cosine" and meta.use_instructions is False
+
+
+def test_mteb_evaluate_on_a_local_folder_writes_results_and_matches_the_harness(mteb, tiny_folder, tmp_path):
+    """End to end through mteb.evaluate, offline: the task reads the harness's qrels (negative grades as 0,
+    unjudged queries left out), the result file records the data fingerprint, and nDCG@10 equals the
+    harness's metrics over the harness's own exact search of the same vectors."""
+    from harness.datasets import load_dataset
+    from harness.metrics import evaluate, relevance_for_metrics
+    from harness.mteb_tasks import local_retrieval_task
+    from harness.search import exact_search
+
+    task = local_retrieval_task(tiny_folder)
+    scores = evaluate_with_mteb(mteb, MtebEncoder(HashingEncoder()), task, tmp_path / "mteb")
+    written = json.loads((tmp_path / "mteb" / "results" / "llara-bench__hashing" / "no_revision_available"
+                          / "local-tiny.json").read_text())
+    dataset = load_dataset(f"folder:{tiny_folder}")
+    assert written["dataset_revision"] == dataset.fingerprint("test")
+
+    split, encoder = dataset.split("test"), HashingEncoder()
+    docs = encoder.encode(dataset.corpus.texts, "passage", titles=dataset.corpus.titles).vectors
+    queries = encoder.encode(list(split.queries.values()), "query").vectors
+    run = exact_search(queries, docs, dataset.corpus.ids, 10, use_gpu=False).to_run(list(split.queries), k=10)
+    harness, _ = evaluate(relevance_for_metrics(split.qrels), run, ["nDCG@10"])
+    assert scores["ndcg_at_10"] == scores["main_score"] == pytest.approx(harness["nDCG@10"], abs=1e-5)
+
+
+@pytest.mark.shared_data
+@pytest.mark.slow
+def test_minilm_ndcg_matches_mteb_evaluate_on_scifact(mteb, shared_data, tmp_path, record_property):
+    """Each side loads, encodes and searches on its own; both retrieve to MTEB's depth (max k_values)."""
+    from harness.mteb_tasks import local_retrieval_task
+    from harness.runner import RunConfig, run_suite
+    from harness.suites import parse_suite
+
+    folder = shared_data / "scifact"
+    task = local_retrieval_task(folder)
+    depth = max(task.k_values)
+    suite = parse_suite(f"name: mteb-interop\nmodels: [minilm]\ndatasets: ['folder:{folder}']\n"
+                        f"top_k: {depth}\nmeasures: [nDCG@10]\n", "<test_mteb_interop>")
+
+    start = time.perf_counter()
+    harness = run_suite(RunConfig(suite=suite, output=tmp_path / "runs", save_run_files=False)).results[0]
+    harness_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    scores = evaluate_with_mteb(mteb, MtebEncoder(REGISTRY.get("minilm").load()), task, tmp_path / "mteb")
+    mteb_seconds = time.perf_counter() - start
+
+    ours, theirs = harness["metrics"]["nDCG@10"], scores["ndcg_at_10"]
+    assert harness["search"]["top_k"] == depth
+    record_property("scifact_ndcg10", {"harness": ours, "mteb": theirs})
+    print(f"\nscifact (depth {depth}): harness nDCG@10 {ours:.5f} in {harness_seconds:.0f} s, "
+          f"mteb.evaluate {theirs:.5f} in {mteb_seconds:.0f} s, difference {abs(ours - theirs):.5f}")
+    assert ours == pytest.approx(theirs, abs=0.002)

@@ -1,0 +1,44 @@
+"""Benchmarks report ratios against a named baseline measured in the same run.
+
+Each benchmark names its comparison group and whether it is the baseline (``extra_info``); at the end
+the session prints ``group: candidate vs baseline = N.NN× faster`` for each group. Run them with
+``tox -e bench`` (or ``pytest tests/benchmarks --benchmark-enable``); under the default
+``--benchmark-disable`` each runs once on a small slice, as a check that it works.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.datasets import load_dataset
+
+SMALL_SLICE = 300  # documents, when benchmarks are disabled (plain test runs, CI)
+
+
+@pytest.fixture(scope="session")
+def scifact_corpus(shared_data, request):
+    """SciFact's corpus as (texts, titles): all 5,183 documents when benchmarking, else a slice."""
+    corpus = load_dataset(f"folder:{shared_data / 'scifact'}").corpus
+    n = SMALL_SLICE if request.config._benchmarksession.disabled else None
+    return corpus.texts[:n], corpus.titles[:n]
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    session = getattr(config, "_benchmarksession", None)
+    if session is None or session.disabled:
+        return
+    groups: dict[str, dict[str, list]] = {}
+    for bench in session.benchmarks:
+        info = bench.extra_info
+        if "comparison" in info:
+            role = "baseline" if info.get("baseline") else "candidate"
+            groups.setdefault(info["comparison"], {}).setdefault(role, []).append(bench)
+    if not groups:
+        return
+    terminalreporter.section("ratios against the named baselines (same run, mean wall time)")
+    for name, roles in sorted(groups.items()):
+        for base in roles.get("baseline", []):
+            for cand in roles.get("candidate", []):
+                ratio = base.stats.mean / cand.stats.mean
+                terminalreporter.write_line(f"{name}: {cand.name} vs {base.name} (baseline) = {ratio:.2f}x "
+                                            f"{'faster' if ratio >= 1 else 'slower'}")

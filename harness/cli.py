@@ -39,6 +39,8 @@ def run(
                                                      "encoders (repeatable); see `llara-bench register`."),
     device: Optional[str] = typer.Option(None, help="torch device for dense encoders (default: cuda if present)."),
     batch_size: Optional[int] = typer.Option(None, min=1, help="Most texts per encoding batch."),
+    token_budget: Optional[int] = typer.Option(None, min=1, help="Most padded tokens per encoding batch "
+                                               "(default: 4096 on CPU, 65536 on GPU)."),
     dtype: Optional[str] = typer.Option(None, help="Override the encoders' dtype: float32, bfloat16, float16."),
     top_k: Optional[int] = typer.Option(None, min=1, help="Override the suite's retrieval depth."),
     no_run_files: bool = typer.Option(False, "--no-run-files", help="Do not write TREC run files."),
@@ -50,7 +52,7 @@ def run(
     try:
         config = RunConfig(suite=load_suite(suite), data_root=data_root, output=output, models=model or None,
                            datasets=dataset or None, models_files=models_file or [], device=device,
-                           batch_size=batch_size, dtype=dtype, top_k=top_k,
+                           batch_size=batch_size, token_budget=token_budget, dtype=dtype, top_k=top_k,
                            save_run_files=not no_run_files)
         with _rich_progress() as progress_factory:
             finished = run_suite(config, progress=progress_factory,

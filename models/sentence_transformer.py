@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from models.base import EncodeOutput, EncodingContract, ModelMeta, Progress, Role
-from models.batching import Batching, run_batches
+from models.batching import Batching, default_token_budget, run_batches
 from models.errors import ConfigError
 from models.loading import dtype_name
 
@@ -51,13 +51,14 @@ class SentenceTransformerEncoder:
     and progress is reported; the vectors are those of ``SentenceTransformer.encode``."""
 
     def __init__(self, meta: ModelMeta, model_path: str | None = None, device: str | None = None,
-                 batch_size: int = 128, token_budget: int = 16384, batching: Batching = "token_budget",
+                 batch_size: int = 128, token_budget: int | None = None, batching: Batching = "token_budget",
                  dtype: str | None = None):
         import torch
         from sentence_transformers import SentenceTransformer
 
-        self.batch_size, self.token_budget, self.batching = batch_size, token_budget, batching
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.batch_size, self.batching = batch_size, batching
+        self.token_budget = token_budget or default_token_budget(torch.device(self.device).type)
         path = model_path or minilm_path()
         if not Path(path).is_dir():
             raise ConfigError(f"encoder {meta.name!r}: model folder {path} not found")

@@ -158,6 +158,7 @@ def load_models_files(paths: list[Path] | None = None, registry: Registry = REGI
     for path in files:
         if not path.is_file():
             raise ConfigError(f"models file {path} not found")
+        path = path.resolve()  # one origin per file, however it was named
         for entry in parse_models_file(path.read_text(encoding="utf-8"), path):
             existing = registry.get(entry.name) if entry.name in registry else None
             registry.add_entry(entry, replace_existing=existing is not None and existing.origin == entry.origin)

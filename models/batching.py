@@ -8,6 +8,8 @@ from typing import Callable, Literal, Sequence
 
 import numpy as np
 
+from models.base import EncodeOutput, Progress
+
 log = logging.getLogger(__name__)
 
 Batching = Literal["token_budget", "fixed"]
@@ -59,3 +61,24 @@ def run_batches(lengths: Sequence[int], run: Callable[[np.ndarray], None], *, ba
             log.warning("out of GPU memory on a batch of %d; retrying with at most %d rows", len(idx), max_rows)
             continue
         pos += len(idx)
+
+
+def encode_in_batches(lengths: Sequence[int], embed: Callable[[np.ndarray], tuple[np.ndarray, int, int]], dim: int,
+                      *, progress: Progress | None = None, **batching_options) -> EncodeOutput:
+    """Run ``embed(indices) -> (vectors, real tokens, padded tokens)`` over `run_batches` without gradients;
+    the vectors come back in input order with the token counts."""
+    import torch
+
+    out = np.empty((len(lengths), dim), dtype=np.float32)
+    counts = [0, 0]
+
+    def run(idx: np.ndarray) -> None:
+        out[idx], tokens, padded = embed(idx)
+        counts[0] += tokens
+        counts[1] += padded
+        if progress:
+            progress(len(idx))
+
+    with torch.inference_mode():
+        run_batches(lengths, run, **batching_options)
+    return EncodeOutput(out, n_tokens=counts[0], n_padded_tokens=counts[1])

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from models.base import EncodeOutput, EncodingContract, ModelMeta, Progress, Role
-from models.batching import Batching, default_token_budget, run_batches
+from models.batching import Batching, default_token_budget, encode_in_batches
 from models.errors import ConfigError
 from models.loading import check_tokenizer, check_weights, dtype_name as resolve_dtype, resolve_folder, \
     sha256_of_files, snapshot_revision
@@ -194,22 +194,13 @@ class DecoderEncoder:
 
     def encode(self, texts: Sequence[str], role: Role, *, titles: Sequence[str] | None = None,
                progress: Progress | None = None) -> EncodeOutput:
-        import torch
-
         inputs = self.input_ids(texts, role, titles)
-        lengths = [len(ids) for ids in inputs]
-        out = np.empty((len(inputs), self.model.config.hidden_size), dtype=np.float32)
-        counts = {"tokens": 0, "padded": 0}
 
-        def run(idx: np.ndarray) -> None:
+        def embed(idx: np.ndarray) -> tuple[np.ndarray, int, int]:
             batch = [inputs[i] for i in idx]
-            out[idx] = self.forward(batch).cpu().numpy()
-            counts["tokens"] += sum(len(b) for b in batch)
-            counts["padded"] += len(batch) * max(len(b) for b in batch)
-            if progress:
-                progress(len(idx))
+            return (self.forward(batch).cpu().numpy(), sum(len(b) for b in batch),
+                    len(batch) * max(len(b) for b in batch))
 
-        with torch.inference_mode():
-            run_batches(lengths, run, batching=self.batching, token_budget=self.token_budget,
-                        batch_size=self.batch_size)
-        return EncodeOutput(out, n_tokens=counts["tokens"], n_padded_tokens=counts["padded"])
+        return encode_in_batches([len(ids) for ids in inputs], embed, self.model.config.hidden_size,
+                                 progress=progress, batching=self.batching, token_budget=self.token_budget,
+                                 batch_size=self.batch_size)

@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from models.base import EncodeOutput, EncodingContract, ModelMeta, Progress, Role
-from models.batching import Batching, default_token_budget, run_batches
+from models.batching import Batching, default_token_budget, encode_in_batches
 from models.errors import ConfigError
 from models.loading import dtype_name
 
@@ -85,26 +85,19 @@ class SentenceTransformerEncoder:
 
         formatted = [self.contract.format(role, t, titles[i] if titles is not None else "")
                      for i, t in enumerate(texts)]
-        lengths = [len(ids) for ids in self.model.tokenizer(formatted, truncation=True, max_length=self.model.max_seq_length)
-                   ["input_ids"]] if formatted else []
+        lengths = [len(ids) for ids in self.model.tokenizer(formatted, truncation=True,
+                                                            max_length=self.model.max_seq_length)["input_ids"]] \
+            if formatted else []
         dim = self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") \
             else self.model.get_sentence_embedding_dimension()
-        out = np.empty((len(formatted), dim), dtype=np.float32)
-        counts = {"tokens": 0, "padded": 0}
 
-        def run(idx: np.ndarray) -> None:
+        def embed(idx: np.ndarray) -> tuple[np.ndarray, int, int]:
             features = self._tokenize([formatted[i] for i in idx])
             mask = features["attention_mask"]
-            counts["tokens"] += int(mask.sum())
-            counts["padded"] += mask.numel()
             emb = self.model.forward(batch_to_device(features, self.model.device))["sentence_embedding"]
             if self.contract.normalize:
                 emb = torch.nn.functional.normalize(emb, p=2, dim=1)
-            out[idx] = emb.float().cpu().numpy()
-            if progress:
-                progress(len(idx))
+            return emb.float().cpu().numpy(), int(mask.sum()), mask.numel()
 
-        with torch.inference_mode():
-            run_batches(lengths, run, batching=self.batching, token_budget=self.token_budget,
-                        batch_size=self.batch_size)
-        return EncodeOutput(out, n_tokens=counts["tokens"], n_padded_tokens=counts["padded"])
+        return encode_in_batches(lengths, embed, dim, progress=progress, batching=self.batching,
+                                 token_budget=self.token_budget, batch_size=self.batch_size)

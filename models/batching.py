@@ -1,5 +1,5 @@
-"""Batching that wastes little: longest first, batches filled to a token budget, input order restored
-by the caller; on a GPU out-of-memory error the batch is shrunk and retried."""
+"""Batching that wastes little: longest first, batches filled to a token budget (`run_batches`), vectors
+put back in input order (`encode_in_batches`); on a GPU out-of-memory error the batch is shrunk and retried."""
 
 from __future__ import annotations
 

@@ -71,15 +71,14 @@ def register_builtins(registry: Registry) -> None:
                    reference="https://huggingface.co/castorini/repllama-v1-7b-lora-passage",
                    description="RepLLaMA: LLaMA-2-7B + the castorini LoRA (MS MARCO passage), merged; Tevatron's "
                                "contract"),
-        _llama2_7b("llara-pretrain", "BAAI/LLARA-pretrain", LLARA, reference="https://huggingface.co/BAAI/LLARA-pretrain",
-                   description="LLaRA after EBAE/EBAR adaptation only (no fine-tuning)"),
-        _llama2_7b("llara-passage", "BAAI/LLARA-passage", LLARA, reference="https://huggingface.co/BAAI/LLARA-passage",
-                   description="LLaRA fine-tuned on MS MARCO passage with dense-retriever negatives; for MS MARCO "
-                               "and TREC DL"),
-        _llama2_7b("llara-beir", "BAAI/LLARA-beir", LLARA, reference="https://huggingface.co/BAAI/LLARA-beir",
-                   description="LLaRA fine-tuned on MS MARCO passage with BM25 negatives; for BEIR"),
-        _llama2_7b("llara-document", "BAAI/LLARA-document", LLARA, reference="https://huggingface.co/BAAI/LLARA-document",
-                   description="LLaRA fine-tuned on MS MARCO document"),
+        *(_llama2_7b(f"llara-{variant}", f"BAAI/LLARA-{variant}", LLARA, description=description,
+                     reference=f"https://huggingface.co/BAAI/LLARA-{variant}")
+          for variant, description in [
+              ("pretrain", "LLaRA after EBAE/EBAR adaptation only (no fine-tuning)"),
+              ("passage", "LLaRA fine-tuned on MS MARCO passage with dense-retriever negatives; for MS MARCO "
+                          "and TREC DL"),
+              ("beir", "LLaRA fine-tuned on MS MARCO passage with BM25 negatives; for BEIR"),
+              ("document", "LLaRA fine-tuned on MS MARCO document")]),
         ModelEntry("tiny-llama", "models.tiny_llama:tiny_llama_encoder", decoder_meta(
             "tiny-llama", "built by llara-bench (models/tiny_llama.py)", replace(LLARA, dtype="float32"),
             trained=False, dimension=64, max_length=1024,

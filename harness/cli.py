@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from harness.errors import LlaraBenchError
+from reports.model import Options
 
 app = typer.Typer(help="llara-bench: evaluate LLM-based and classic retrieval encoders.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -44,8 +45,10 @@ def run(
     dtype: Optional[str] = typer.Option(None, help="Override the encoders' dtype: float32, bfloat16, float16."),
     top_k: Optional[int] = typer.Option(None, min=1, help="Override the suite's retrieval depth."),
     no_run_files: bool = typer.Option(False, "--no-run-files", help="Do not write TREC run files."),
+    write_report: bool = typer.Option(True, "--report/--no-report", help="Write report.html (+ .md, .csv) "
+                                      "into the run directory at the end."),
 ) -> None:
-    """Run a suite: every model on every dataset, then print the comparison table."""
+    """Run a suite: every model on every dataset, then print the comparison table and write the report."""
     from harness.runner import RunConfig, run_suite
     from harness.suites import load_suite
 
@@ -56,13 +59,53 @@ def run(
                            save_run_files=not no_run_files)
         with _rich_progress() as progress_factory:
             finished = run_suite(config, progress=progress_factory,
-                                 on_result=lambda r: console.print(f"[green]✓[/] {r['model']['name']} on "
-                                                                   f"{r['dataset']['name']}: {r['main_metric']} = "
-                                                                   f"{r['metrics'][r['main_metric']]:.4f}"))
+                                 on_result=lambda r: console.print(
+                                     f"[green]✓[/] {escape(r['model']['name'])} on {escape(r['dataset']['name'])}: "
+                                     f"{r['main_metric']} = {r['metrics'][r['main_metric']]:.4f}"))
     except LlaraBenchError as exc:
         _fail(exc)
     console.print(comparison_table(finished.results, config.suite.measures))
-    console.print(f"Results in [bold]{finished.run_dir}[/]")
+    console.print(f"Results in [bold]{escape(str(finished.run_dir))}[/]")
+    if write_report:
+        _write_report([finished.run_dir], finished.run_dir / "report.html", Options(baseline=finished.baseline))
+
+
+def _write_report(inputs: list[Path], output: Path, options) -> None:
+    from reports import write_report
+
+    try:
+        paths = write_report(inputs, output, options)
+    except LlaraBenchError as exc:
+        _fail(exc)
+    console.print(f"Report: [bold]{escape(str(paths[0]))}[/] (also {', '.join(p.suffix for p in paths[1:])})")
+
+
+@app.command()
+def report(
+    runs: list[Path] = typer.Argument(..., help="Run directories (or result JSON files) to compare."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="The HTML file; Markdown and CSV are "
+                                          "written beside it. Default: RUN/report.html for one run, else "
+                                          "./report.html."),
+    baseline: Optional[str] = typer.Option(None, "--baseline", "-b", help="Model the others are compared with "
+                                           "(default: the suite's baseline, else the first model)."),
+    metric: Optional[str] = typer.Option(None, "--metric", help="Measure to compare (default: the suite's main "
+                                         "metric)."),
+    test: str = typer.Option("randomization", "--test", help="Paired test: randomization or t-test."),
+    correction: str = typer.Option("holm", "--correction", help="Multiple-comparison correction: holm or "
+                                   "bonferroni."),
+    alpha: float = typer.Option(0.05, "--alpha", help="Significance level after correction."),
+    resamples: int = typer.Option(10_000, "--resamples", help="Sign flips of the randomisation test."),
+    title: Optional[str] = typer.Option(None, "--title", help="Report title."),
+) -> None:
+    """Compare runs in one self-contained HTML report (plus Markdown and CSV): scores, significance, cost."""
+    try:
+        options = Options(baseline=baseline, metric=metric, test=test, correction=correction, alpha=alpha,
+                          n_resamples=resamples, title=title)
+    except LlaraBenchError as exc:
+        _fail(exc)
+    if output is None:
+        output = runs[0] / "report.html" if len(runs) == 1 and runs[0].is_dir() else Path("report.html")
+    _write_report(runs, output, options)
 
 
 class _rich_progress:

@@ -49,6 +49,7 @@ class RunConfig:
 @dataclass
 class SuiteRun:
     run_dir: Path
+    baseline: str | None = None  # the suite's baseline model, when it was run
     results: list[dict] = field(default_factory=list)
 
 
@@ -76,7 +77,8 @@ def run_suite(config: RunConfig, progress: ProgressFactory = _no_progress,
     entries = select_entries(config)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = config.output / f"{results.slug(suite.name)}-{stamp}-{uuid.uuid4().hex[:6]}"
-    run = SuiteRun(run_dir)
+    baseline = suite.baseline if suite.baseline in [e.name for e in model_entries] else None
+    run = SuiteRun(run_dir, baseline)
     written: list[str] = []
     datasets: dict[str, tuple[Dataset, float]] = {}
     for model_entry in model_entries:
@@ -103,7 +105,7 @@ def run_suite(config: RunConfig, progress: ProgressFactory = _no_progress,
                 on_result(result)
     results.write_json(run_dir / "run.json", {
         "schema_version": results.SCHEMA_VERSION, "run_id": run_dir.name, "suite": suite.name,
-        "config": config.to_dict(), "results": written})
+        "baseline": run.baseline, "config": config.to_dict(), "results": written})
     return run
 
 
@@ -187,4 +189,18 @@ def evaluate_pair(encoder, model_entry: ModelEntry, dataset: Dataset, entry: Dat
         "per_query": per_query,
         "timings": timer.to_dict(),
         "provenance": provenance(config.to_dict()),
+        "examples": examples(split.queries, corpus, ranked),
     }, ranked
+
+
+EXAMPLE_CHARS = 300  # of a top document's text kept in the result, for the report's per-query view
+
+
+def examples(queries: dict[str, str], corpus, ranked: Run) -> dict:
+    """The query texts and each query's top-ranked document (title and the start of its text)."""
+    top = {qid: max(docs, key=docs.get) for qid, docs in ranked.items() if docs}
+    wanted = set(top.values())
+    position = {doc_id: i for i, doc_id in enumerate(corpus.ids) if doc_id in wanted}
+    return {"queries": dict(queries), "top": top,
+            "documents": {d: {"title": corpus.titles[i], "text": corpus.texts[i][:EXAMPLE_CHARS]}
+                          for d, i in position.items()}}

@@ -25,7 +25,7 @@ from harness.metrics import DEFAULT_MEASURES, parse_measures
 from harness.yamlfile import FieldReader, Mapping, load_yaml
 
 
-SUITE_KEYS = {"name", "description", "models", "datasets", "measures", "main_metric", "split", "top_k",
+SUITE_KEYS = {"name", "description", "models", "baseline", "datasets", "measures", "main_metric", "split", "top_k",
               "conventions"}
 ENTRY_KEYS = {"spec", "name", "split", "top_k", "drop_self_hits", "relevance_map"}
 CONVENTION_KEYS = ENTRY_KEYS - {"spec", "name"}
@@ -54,6 +54,7 @@ class Suite:
     datasets: list[DatasetEntry] = field(default_factory=list)
     discover: str | None = None  # "beir-folders": every BEIR folder under the data root
     conventions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    baseline: str | None = None  # the model the report compares the others with (default: the first)
 
     def resolve_datasets(self, data_root: Path | None) -> list[DatasetEntry]:
         entries = list(self.datasets)
@@ -103,6 +104,9 @@ def parse_suite(text: str, path: str) -> Suite:
     main_metric = err.string(doc, "main_metric", default=measures[0])
     if main_metric not in measures:
         raise ConfigError(f"{err.where(doc, 'main_metric')}: {main_metric!r} is not among the measures {measures}")
+    baseline = err.string(doc, "baseline", default=None)
+    if baseline is not None and baseline not in models:
+        raise ConfigError(f"{err.where(doc, 'baseline')}: {baseline!r} is not among the models {models}")
     conventions = {}
     raw_conventions = doc.get("conventions") or {}
     if not isinstance(raw_conventions, dict):
@@ -113,7 +117,8 @@ def parse_suite(text: str, path: str) -> Suite:
         err.unknown_keys(conv, CONVENTION_KEYS)
         conventions[str(ds_name)] = _entry_fields(err, conv)
     suite = Suite(name=name, description=err.string(doc, "description", default=""), path=path, models=models,
-                  measures=measures, main_metric=main_metric, split=split, top_k=top_k, conventions=conventions)
+                  measures=measures, main_metric=main_metric, split=split, top_k=top_k, conventions=conventions,
+                  baseline=baseline)
     raw_datasets = doc.get("datasets")
     if not isinstance(raw_datasets, list) or not raw_datasets:
         raise ConfigError(f"{err.where(doc, 'datasets')}: expected a non-empty list of dataset specs")

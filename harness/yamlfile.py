@@ -76,7 +76,7 @@ class FieldReader:
                 raise ConfigError(f"{self.where(mapping, key)}: unknown field; expected one of "
                                   f"{', '.join(sorted(allowed))}{hint}")
 
-    def string(self, m: Mapping, key: str, *, required: bool = False, default: str = "") -> str:
+    def string(self, m: Mapping, key: str, *, required: bool = False, default: str | None = "") -> str | None:
         if key not in m:
             if required:
                 raise ConfigError(f"{self.path}: missing field {key!r}")

@@ -106,7 +106,7 @@ class DecoderEncoder:
         self.contract = replace(contract, dtype=dtype_name, **capped)
         resolved["n_parameters"] = sum(p.numel() for p in self.model.parameters())
         self.meta = replace(meta, dimension=self.model.config.hidden_size, contract=self.contract,
-                            extra={**meta.extra, "resolved": resolved})
+                            n_parameters=resolved["n_parameters"], extra={**meta.extra, "resolved": resolved})
         self._affix_ids = {role: self._affixes(role) for role in ("query", "passage")}
 
     # -- loading -------------------------------------------------------------------------------

@@ -1,2 +1,36 @@
-"""What a person reads: result files (harness/schema/result.schema.json) turned into HTML,
-Markdown and CSV comparisons. Not built yet: the reports are their own issue."""
+"""What a person reads: result files turned into a self-contained HTML report, plus Markdown and CSV.
+
+    from reports import write_report
+    paths = write_report([Path("runs/smoke-...")], Path("report.html"))
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.results import write_atomic
+from reports.collect import collect
+from reports.model import Options, Report, build
+
+__all__ = ["Options", "Report", "build_report", "write_report"]
+
+
+def build_report(inputs: list[Path], options: Options = Options()) -> Report:
+    return build(collect(inputs), options)
+
+
+def write_report(inputs: list[Path], output: Path, options: Options = Options()) -> list[Path]:
+    """Write OUTPUT (HTML) and the Markdown and CSV beside it (same stem); returns the three paths.
+
+    Everything is rendered before anything is written, and each file is written atomically.
+    """
+    from reports.exports import render_csv, render_markdown
+    from reports.html import render_html
+
+    report = build_report(inputs, options)
+    output = Path(output)
+    rendered = {output: render_html(report), output.with_suffix(".md"): render_markdown(report),
+                output.with_suffix(".csv"): render_csv(report)}
+    for path, text in rendered.items():
+        write_atomic(path, text.encode("utf-8"))
+    return list(rendered)

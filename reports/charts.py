@@ -1,0 +1,85 @@
+"""Plotly figures for the report, as JSON for ``Plotly.newPlot`` (plotly.js is inlined by the HTML writer).
+
+Plotly renders a small subset of HTML in labels (``<b>``, ``<br>``, ``<a href>``), so every name from a
+model or a dataset is HTML-escaped before it goes in: plotly shows ``&lt;script&gt;`` as ``<script>``.
+``plotly.io.to_json`` also escapes ``<``, ``>`` and ``/``, so the JSON is safe inside a ``<script>``.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+
+import plotly.graph_objects as go
+import plotly.io as pio
+
+from reports.model import Report
+
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f",
+           "#bcbd22")
+PHASE_COLOURS = {"load": "#9aa5b1", "encode_corpus": "#1f77b4", "encode_queries": "#17becf", "index": "#2ca02c",
+                 "search": "#ff7f0e", "evaluate": "#9467bd"}
+MIN_MARKER, MAX_MARKER, UNKNOWN_MARKER = 10, 46, 9  # px diameters
+
+
+def _t(text: str) -> str:
+    return html.escape(str(text), quote=False)
+
+
+def _layout(title: str, **kw) -> dict:
+    return dict(template="plotly_white", margin=dict(l=60, r=20, t=60, b=50), font=dict(size=13),
+                title=dict(text=title, font=dict(size=14), x=0, xref="paper", y=0.98, yref="container"),
+                legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0, traceorder="normal"), **kw)
+
+
+def marker_sizes(report: Report) -> dict[str, float]:
+    """Marker diameter per model, linear in log10(parameters) from the report's smallest model (MIN_MARKER)
+    to its largest (MAX_MARKER), so a 22M and a 7B model are both visible; unknown sizes get UNKNOWN_MARKER."""
+    params = {m: report.n_parameters(m) for m in report.models}
+    known = {m: math.log10(p) for m, p in params.items() if p}
+    if not known:
+        return {m: UNKNOWN_MARKER for m in report.models}
+    low, high = min(known.values()), max(known.values())
+    span = high - low or 1.0
+    return {m: (MIN_MARKER + (MAX_MARKER - MIN_MARKER) * (known[m] - low) / span if m in known else UNKNOWN_MARKER)
+            for m in report.models}
+
+
+def quality_vs_throughput(report: Report) -> str:
+    sizes = marker_sizes(report)
+    fig = go.Figure()
+    for i, model in enumerate(report.models):
+        points = [(d, rate, report.value(model, d)) for d in report.datasets
+                  if (rate := report.docs_per_second(model, d))]
+        if not points:
+            continue
+        params = report.n_parameters(model)
+        size_text = f"{params:,} parameters" if params else "size unknown"
+        fig.add_trace(go.Scatter(
+            x=[p[1] for p in points], y=[p[2] for p in points], mode="markers+text", name=_t(model),
+            text=[_t(p[0]) for p in points], textposition="top center",
+            marker=dict(size=sizes[model], color=PALETTE[i % len(PALETTE)], opacity=0.75,
+                        symbol="circle" if params else "diamond", line=dict(width=1, color="#333")),
+            customdata=[[_t(model), _t(p[0]), size_text] for p in points],
+            hovertemplate=("<b>%{customdata[0]}</b> on %{customdata[1]}<br>" + _t(report.metric)
+                           + " %{y:.4f}<br>%{x:,.1f} docs/s<br>%{customdata[2]}<extra></extra>")))
+    fig.update_layout(**_layout(
+        "Quality vs throughput (marker size grows with the parameter count; ◆ size unknown)", height=460,
+        xaxis=dict(title="corpus documents per second (log)", type="log"), yaxis=dict(title=_t(report.metric))))
+    return pio.to_json(fig, validate=False)
+
+
+def phase_breakdown(report: Report) -> str:
+    rows = [(m, d) for m, d, _ in report.pairs()]
+    labels = [f"{_t(m)} · {_t(d)}" for m, d in rows]
+    seconds = {(m, d): report.phase_seconds(m, d) for m, d in rows}
+    phases = list(dict.fromkeys(p for s in seconds.values() for p in s))
+    fig = go.Figure()
+    for phase in phases:
+        fig.add_trace(go.Bar(
+            y=labels, x=[seconds[r].get(phase, 0.0) for r in rows], name=phase, orientation="h",
+            marker_color=PHASE_COLOURS.get(phase), hovertemplate="%{y}<br>" + phase + " %{x:.3f} s<extra></extra>"))
+    fig.update_layout(**_layout(
+        "Wall time per phase", barmode="stack", height=max(260, 110 + 28 * len(rows)),
+        xaxis=dict(title="wall seconds"), yaxis=dict(autorange="reversed", automargin=True)))
+    return pio.to_json(fig, validate=False)

@@ -1,0 +1,73 @@
+"""Read run directories (or single result files) into one set of results, one per (model, dataset)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.errors import DataFormatError
+from harness.results import load_result
+
+REQUIRED = ("created_at", "model", "dataset", "main_metric", "metrics", "per_query", "timings", "provenance", "run_id")
+
+
+@dataclass
+class Collected:
+    results: list[dict]  # one per (model name, dataset name), in the order first seen
+    sources: dict[tuple[str, str], Path]  # (model, dataset) -> the file the result came from
+    baselines: list[str] = field(default_factory=list)  # baselines named by the runs' suites, in run order
+    notes: list[str] = field(default_factory=list)  # what the reader should know (superseded results, ...)
+
+
+def collect(paths: list[Path]) -> Collected:
+    """Results from run directories (``run.json``, or ``results/`` of an interrupted run) and result files.
+
+    When two inputs hold the same model on the same dataset, the newer result (``created_at``) is kept
+    and a note says which was dropped.
+    """
+    if not paths:
+        raise DataFormatError("(no input)", "expected at least one run directory or result file")
+    by_key: dict[tuple[str, str], dict] = {}
+    sources: dict[tuple[str, str], Path] = {}
+    baselines: list[str] = []
+    notes: list[str] = []
+    for path in paths:
+        files, baseline = _result_files(Path(path))
+        if baseline and baseline not in baselines:
+            baselines.append(baseline)
+        for file in files:
+            result = load_result(file)
+            for name in REQUIRED:
+                if name not in result:
+                    raise DataFormatError(file, f"missing field {name!r} (expected a result written by "
+                                          "`llara-bench run`)", field=name)
+            key = (result["model"]["name"], result["dataset"]["name"])
+            if key in by_key:
+                older, newer = sorted([(by_key[key], sources[key]), (result, file)], key=lambda rf: rf[0]["created_at"])
+                notes.append(f"{key[0]} on {key[1]}: {older[1]} is superseded by the newer {newer[1]}")
+                result, file = newer
+            by_key[key] = result
+            sources[key] = file
+    if not by_key:
+        raise DataFormatError(paths[0], "no result files found (expected <run dir>/results/<model>/<dataset>.json)")
+    return Collected(list(by_key.values()), sources, baselines, notes)
+
+
+def _result_files(path: Path) -> tuple[list[Path], str | None]:
+    if path.is_file():
+        return [path], None
+    if not path.is_dir():
+        raise DataFormatError(path, "no such run directory or result file")
+    run_json = path / "run.json"
+    if run_json.is_file():
+        try:
+            run = json.loads(run_json.read_text(encoding="utf-8"))
+            listed = [path / rel for rel in run["results"]]
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise DataFormatError(run_json, f"cannot read the run's list of results ({exc})", field="results") \
+                from None
+        return listed, run.get("baseline")
+    if (path / "results").is_dir():  # a run that stopped before writing run.json
+        return sorted((path / "results").glob("*/*.json")), None
+    raise DataFormatError(path, "not a run directory: expected run.json or results/ inside it")

@@ -1,0 +1,265 @@
+"""The report as data: which models and datasets, the main metric's table, the comparisons with the
+baseline, throughput and timings, and provenance. The HTML, Markdown and CSV writers only render it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from harness.errors import ConfigError, UnknownNameError
+from reports.collect import Collected
+from reports.stats import CORRECTIONS, DEFAULT_RESAMPLES, TESTS, Comparison, compare
+
+PHASES = ("load", "encode_corpus", "encode_queries", "index", "search", "evaluate")
+
+
+@dataclass(frozen=True)
+class Options:
+    baseline: str | None = None  # default: the runs' suite baseline, else the first model
+    metric: str | None = None  # default: the first result's main metric
+    test: str = "randomization"
+    correction: str = "holm"
+    alpha: float = 0.05
+    confidence: float = 0.95
+    n_resamples: int = DEFAULT_RESAMPLES
+    seed: int = 0
+    title: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.test not in TESTS:
+            raise ConfigError(f"--test: expected one of {', '.join(TESTS)}, got {self.test!r}")
+        if self.correction not in CORRECTIONS:
+            raise ConfigError(f"--correction: expected one of {', '.join(CORRECTIONS)}, got {self.correction!r}")
+        if not 0 < self.alpha < 1 or not 0 < self.confidence < 1:
+            raise ConfigError("--alpha and the confidence level must lie strictly between 0 and 1")
+        if self.n_resamples < 1:
+            raise ConfigError(f"--resamples: expected a positive number, got {self.n_resamples}")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One query on which a model and the baseline differ, with each one's top-ranked document."""
+
+    query_id: str
+    query: str | None  # None when the result files carry no texts
+    score: float
+    baseline_score: float
+    top: dict | None  # {"id", "title", "text"} of the model's first hit
+    baseline_top: dict | None
+
+    @property
+    def delta(self) -> float:
+        return self.score - self.baseline_score
+
+
+@dataclass(frozen=True)
+class TimingRow:
+    model: str
+    dataset: str
+    seconds: dict[str, float]  # phase -> wall seconds
+    docs_per_second: float | None  # corpus encoding (dense) or indexing (lexical)
+    tokens_per_second: float | None
+    padding: float | None  # share of the encoded tokens that were padding
+    query_ms: float | None  # query encoding and search, per query
+    peak_rss: int
+    peak_gpu: int | None
+
+
+@dataclass
+class Report:
+    options: Options
+    metric: str
+    baseline: str
+    models: list[str]
+    datasets: list[str]
+    results: dict[tuple[str, str], dict]  # (model, dataset) -> result
+    comparisons: dict[tuple[str, str], Comparison]  # (model, dataset) -> against the baseline
+    untestable: dict[str, str]  # dataset -> why no comparison was made there
+    notes: list[str]
+    sources: dict[tuple[str, str], str]
+    generated_at: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+
+    # -- the main metric ------------------------------------------------------------------------
+    def value(self, model: str, dataset: str) -> float | None:
+        r = self.results.get((model, dataset))
+        return None if r is None else r["metrics"][self.metric]
+
+    def mean(self, model: str) -> float | None:
+        """Mean over the datasets, when the model has every one of them."""
+        values = [self.value(model, d) for d in self.datasets]
+        return None if any(v is None for v in values) else float(np.mean(values))
+
+    def best(self, dataset: str | None) -> float | None:
+        """The best value in a column (dataset, or None for the mean column); None with fewer than two."""
+        values = [v for v in (self.mean(m) if dataset is None else self.value(m, dataset) for m in self.models)
+                  if v is not None]
+        return max(values) if len(values) > 1 else None
+
+    def is_best(self, model: str, dataset: str | None) -> bool:
+        best = self.best(dataset)
+        value = self.mean(model) if dataset is None else self.value(model, dataset)
+        return best is not None and value is not None and math.isclose(value, best, rel_tol=0, abs_tol=1e-12)
+
+    def delta(self, model: str, dataset: str | None) -> float | None:
+        if model == self.baseline:
+            return None
+        if dataset is None:
+            mine, theirs = self.mean(model), self.mean(self.baseline)
+        else:
+            mine, theirs = self.value(model, dataset), self.value(self.baseline, dataset)
+        return None if mine is None or theirs is None else mine - theirs
+
+    def direction(self, model: str, dataset: str) -> int:
+        """+1 significantly better than the baseline, -1 significantly worse, 0 otherwise."""
+        c = self.comparisons.get((model, dataset))
+        if c is None or not c.significant(self.options.alpha):
+            return 0
+        return 1 if c.delta > 0 else -1
+
+    # -- cost ---------------------------------------------------------------------------------
+    def docs_per_second(self, model: str, dataset: str) -> float | None:
+        r = self.results.get((model, dataset))
+        if r is None:
+            return None
+        phase = r["timings"].get("encode_corpus") or r["timings"].get("index") or {}
+        return phase.get("items_per_second")
+
+    def phase_seconds(self, model: str, dataset: str) -> dict[str, float]:
+        timings = self.results[(model, dataset)]["timings"]
+        return {p: timings[p]["seconds"] for p in _phase_order(timings)}
+
+    def examples(self, model: str, dataset: str, k: int = 3) -> list[Example]:
+        """The k queries the model gains most on against the baseline, then the k it loses most on."""
+        if (model, dataset) not in self.comparisons:
+            return []
+        mine, base = self.results[(model, dataset)], self.results[(self.baseline, dataset)]
+        scores, base_scores = mine["per_query"][self.metric], base["per_query"][self.metric]
+        ranked = sorted(scores, key=lambda q: (base_scores[q] - scores[q], q))
+        gains = [q for q in ranked[:k] if scores[q] > base_scores[q]]
+        losses = [q for q in reversed(ranked[-k:]) if scores[q] < base_scores[q]]
+        texts = (mine.get("examples") or {}).get("queries", {})
+        return [Example(q, texts.get(q), scores[q], base_scores[q], _top_document(mine, q), _top_document(base, q))
+                for q in gains + [q for q in losses if q not in gains]]
+
+    def phases(self) -> list[str]:
+        return list(dict.fromkeys(p for _, _, r in self.pairs() for p in _phase_order(r["timings"])))
+
+    def timing_rows(self) -> list[TimingRow]:
+        rows = []
+        for m, d, r in self.pairs():
+            t = r["timings"]
+            corpus = t.get("encode_corpus") or t.get("index") or {}
+            encoded = [t[p] for p in ("encode_corpus", "encode_queries") if p in t]
+            tokens = sum(p.get("tokens") or 0 for p in encoded)
+            padded = sum(p.get("padded_tokens") or 0 for p in encoded)
+            query_seconds = sum(t[p]["seconds"] for p in ("encode_queries", "search") if p in t)
+            n_queries = r["dataset"]["n_queries"]
+            gpu = [p["peak_gpu_bytes"] for p in t.values() if p.get("peak_gpu_bytes")]
+            rows.append(TimingRow(
+                model=m, dataset=d, seconds=self.phase_seconds(m, d), docs_per_second=corpus.get("items_per_second"),
+                tokens_per_second=corpus.get("tokens_per_second"),
+                padding=(padded - tokens) / padded if padded else None,
+                query_ms=1000 * query_seconds / n_queries if n_queries else None,
+                peak_rss=max(p["peak_rss_bytes"] for p in t.values()), peak_gpu=max(gpu) if gpu else None))
+        return rows
+
+    def model_meta(self, model: str) -> dict:
+        return next(r["model"] for (m, _), r in self.results.items() if m == model)
+
+    def n_parameters(self, model: str) -> int | None:
+        return self.model_meta(model).get("n_parameters")
+
+    def pairs(self):
+        """(model, dataset, result) for every result, models first, in report order."""
+        for m in self.models:
+            for d in self.datasets:
+                if (m, d) in self.results:
+                    yield m, d, self.results[(m, d)]
+
+    def runs(self) -> dict[str, dict]:
+        """run id -> the provenance shared by its results (first result seen), with its models and datasets."""
+        out: dict[str, dict] = {}
+        for m, d, r in self.pairs():
+            run = out.setdefault(r["run_id"], {"provenance": r["provenance"], "suite": r["suite"],
+                                               "created_at": r["created_at"], "models": [], "datasets": []})
+            for key, name in (("models", m), ("datasets", d)):
+                if name not in run[key]:
+                    run[key].append(name)
+        return out
+
+    def dataset_info(self, dataset: str) -> dict:
+        return next(r["dataset"] for (_, d), r in self.results.items() if d == dataset)
+
+
+def _top_document(result: dict, query_id: str) -> dict | None:
+    examples = result.get("examples") or {}
+    doc_id = examples.get("top", {}).get(query_id)
+    if doc_id is None:
+        return None
+    return {"id": doc_id, **examples.get("documents", {}).get(doc_id, {"title": "", "text": ""})}
+
+
+def _phase_order(timings: dict) -> list[str]:
+    return [p for p in PHASES if p in timings] + [p for p in timings if p not in PHASES]
+
+
+def build(collected: Collected, options: Options = Options()) -> Report:
+    results = collected.results
+    models = list(dict.fromkeys(r["model"]["name"] for r in results))
+    datasets = list(dict.fromkeys(r["dataset"]["name"] for r in results))
+    by_key = {(r["model"]["name"], r["dataset"]["name"]): r for r in results}
+    metric = options.metric or results[0]["main_metric"]
+    for r in results:
+        if metric not in r["metrics"] or metric not in r["per_query"]:
+            key = (r["model"]["name"], r["dataset"]["name"])
+            raise ConfigError(f"{collected.sources[key]}: no {metric!r} among its measures "
+                              f"({', '.join(r['metrics'])}); choose one with --metric")
+    baseline = options.baseline or next((b for b in collected.baselines if b in models), models[0])
+    if baseline not in models:
+        raise UnknownNameError("baseline model (not in these results)", baseline, models)
+    notes = list(collected.notes)
+    comparisons: dict[tuple[str, str], Comparison] = {}
+    untestable: dict[str, str] = {}
+    for dataset in datasets:
+        why = _compare_dataset(dataset, models, baseline, by_key, metric, options, comparisons)
+        if why:
+            untestable[dataset] = why
+    for m in models:
+        meta = next(r["model"] for (mm, _), r in by_key.items() if mm == m)
+        if meta.get("trained") is False:
+            notes.append(f"{m} has untrained (random) weights: its scores are a floor, not a model's quality")
+    for run_id, dirty in {r["run_id"]: (r["provenance"].get("git") or {}).get("dirty") for r in results}.items():
+        if dirty:
+            notes.append(f"run {run_id} was made from a git checkout with uncommitted changes")
+    return Report(options=options, metric=metric, baseline=baseline, models=models, datasets=datasets,
+                  results=by_key, comparisons=comparisons, untestable=untestable, notes=notes,
+                  sources={k: str(v) for k, v in collected.sources.items()})
+
+
+def _compare_dataset(dataset: str, models: list[str], baseline: str, results: dict, metric: str,
+                     options: Options, out: dict) -> str | None:
+    """Fill ``out`` with this dataset's comparisons against the baseline; or say why there are none."""
+    base = results.get((baseline, dataset))
+    if base is None:
+        return f"the baseline {baseline} was not run on it"
+    others = [m for m in models if m != baseline and (m, dataset) in results]
+    if not others:
+        return None
+    fingerprints = {results[(m, dataset)]["dataset"]["fingerprint"] for m in [baseline, *others]}
+    if len(fingerprints) > 1:
+        return (f"its results come from different data (fingerprints {', '.join(sorted(fingerprints))}): "
+                "per-query scores cannot be paired")
+    base_scores = base["per_query"][metric]
+    queries = sorted(base_scores)
+    for m in others:
+        if set(results[(m, dataset)]["per_query"][metric]) != set(queries):
+            return f"{m} was scored on other queries than {baseline}: per-query scores cannot be paired"
+    scores = [np.array([results[(m, dataset)]["per_query"][metric][q] for q in queries]) for m in others]
+    found = compare(scores, np.array([base_scores[q] for q in queries]), test=options.test,
+                    correction=options.correction, confidence=options.confidence,
+                    n_resamples=options.n_resamples, seed=options.seed)
+    out.update({(m, dataset): c for m, c in zip(others, found)})
+    return None

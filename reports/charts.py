@@ -46,26 +46,46 @@ def marker_sizes(report: Report) -> dict[str, float]:
 
 
 def quality_vs_throughput(report: Report) -> str:
+    """One marker per model: its score against its corpus docs/s, for the mean over the datasets (when there
+    are several; models run on all of them) and for each dataset, chosen from a drop-down."""
     sizes = marker_sizes(report)
+    views: list[str | None] = ([None] if len(report.datasets) > 1 else []) + list(report.datasets)
     fig = go.Figure()
-    for i, model in enumerate(report.models):
-        points = [(d, rate, report.value(model, d)) for d in report.datasets
-                  if (rate := report.docs_per_second(model, d))]
-        if not points:
-            continue
-        params = report.n_parameters(model)
-        size_text = f"{params:,} parameters" if params else "size unknown"
-        fig.add_trace(go.Scatter(
-            x=[p[1] for p in points], y=[p[2] for p in points], mode="markers+text", name=_t(model),
-            text=[_t(p[0]) for p in points], textposition="top center",
-            marker=dict(size=sizes[model], color=PALETTE[i % len(PALETTE)], opacity=0.75,
-                        symbol="circle" if params else "diamond", line=dict(width=1, color="#333")),
-            customdata=[[_t(model), _t(p[0]), size_text] for p in points],
-            hovertemplate=("<b>%{customdata[0]}</b> on %{customdata[1]}<br>" + _t(report.metric)
-                           + " %{y:.4f}<br>%{x:,.1f} docs/s<br>%{customdata[2]}<extra></extra>")))
-    fig.update_layout(**_layout(
-        "Quality vs throughput (marker size grows with the parameter count; ◆ size unknown)", height=460,
-        xaxis=dict(title="corpus documents per second (log)", type="log"), yaxis=dict(title=_t(report.metric))))
+    owners = []  # the view of each trace
+    for v, dataset in enumerate(views):
+        for i, model in enumerate(report.models):
+            if dataset is None:
+                x, y = report.mean_docs_per_second(model), report.mean(model)
+            else:
+                x, y = report.docs_per_second(model, dataset), report.value(model, dataset)
+            if x is None or y is None:
+                continue
+            params = report.n_parameters(model)
+            where = "mean over the datasets" if dataset is None else f"on {_t(dataset)}"
+            fig.add_trace(go.Scatter(
+                x=[x], y=[y], mode="markers+text", name=_t(model), text=[_t(model)], textposition="top center",
+                visible=v == 0, legendgroup=_t(model),
+                marker=dict(size=sizes[model], color=PALETTE[i % len(PALETTE)], opacity=0.75,
+                            symbol="circle" if params else "diamond", line=dict(width=1, color="#333")),
+                hovertemplate=(f"<b>{_t(model)}</b> {where}<br>{_t(report.metric)} %{{y:.4f}}<br>"
+                               f"%{{x:,.1f}} docs/s<br>{f'{params:,} parameters' if params else 'size unknown'}"
+                               "<extra></extra>")))
+            owners.append(v)
+
+    def label(dataset):
+        return "mean over the datasets" if dataset is None else _t(dataset)
+
+    layout = _layout(f"Quality vs throughput: {label(views[0])} (marker size grows with the parameter count; "
+                     "◆ size unknown)", height=460, xaxis=dict(title="corpus documents per second (log)", type="log"),
+                     yaxis=dict(title=_t(report.metric)))
+    if len(views) > 1:
+        layout["updatemenus"] = [dict(
+            type="dropdown", x=1, xanchor="right", y=1.0, yanchor="bottom", showactive=True,
+            buttons=[dict(label=label(d), method="update",
+                          args=[{"visible": [o == v for o in owners]},
+                                {"title.text": f"Quality vs throughput: {label(d)}"}]) for v, d in enumerate(views)])]
+        layout["legend"]["x"] = 0
+    fig.update_layout(**layout)
     return pio.to_json(fig, validate=False)
 
 

@@ -71,7 +71,7 @@ def describe_test(report: Report) -> str:
 
 def render_html(report: Report) -> str:
     title = report.options.title or f"llara-bench report: {', '.join(dict.fromkeys(r['suite']['name'] for r in report.results.values()))}"
-    rates = {m: _mean([report.docs_per_second(m, d) for d in report.datasets]) for m in report.models}
+    rates = {m: report.mean_docs_per_second(m) for m in report.models}
     measures = list(dict.fromkeys(k for r in report.results.values() for k in r["metrics"]))
     return _environment().get_template("report.html.j2").render(
         r=report, title=title, runs=report.runs(), meta={m: report.model_meta(m) for m in report.models},
@@ -79,11 +79,6 @@ def render_html(report: Report) -> str:
         test_name=describe_test(report), correction_name=report.options.correction.capitalize(),
         figures={"fig-quality": charts.quality_vs_throughput(report), "fig-phases": charts.phase_breakdown(report)},
         css=_asset("report.css"), report_js=_asset("report.js"), plotly_js=get_plotlyjs(), version=_version())
-
-
-def _mean(values) -> float | None:
-    known = [v for v in values if v]
-    return sum(known) / len(known) if known else None
 
 
 def _version() -> str:

@@ -127,6 +127,11 @@ class Report:
         phase = r["timings"].get("encode_corpus") or r["timings"].get("index") or {}
         return phase.get("items_per_second")
 
+    def mean_docs_per_second(self, model: str) -> float | None:
+        """Mean corpus docs/s over the datasets the model was run on."""
+        rates = [r for d in self.datasets if (r := self.docs_per_second(model, d))]
+        return sum(rates) / len(rates) if rates else None
+
     def phase_seconds(self, model: str, dataset: str) -> dict[str, float]:
         timings = self.results[(model, dataset)]["timings"]
         return {p: timings[p]["seconds"] for p in _phase_order(timings)}
@@ -231,9 +236,11 @@ def build(collected: Collected, options: Options = Options()) -> Report:
         meta = next(r["model"] for (mm, _), r in by_key.items() if mm == m)
         if meta.get("trained") is False:
             notes.append(f"{m} has untrained (random) weights: its scores are a floor, not a model's quality")
-    for run_id, dirty in {r["run_id"]: (r["provenance"].get("git") or {}).get("dirty") for r in results}.items():
-        if dirty:
-            notes.append(f"run {run_id} was made from a git checkout with uncommitted changes")
+    dirty = [run_id for run_id, d in {r["run_id"]: (r["provenance"].get("git") or {}).get("dirty")
+                                      for r in results}.items() if d]
+    if dirty:
+        notes.append(f"made from a git checkout with uncommitted changes: run{'s' if len(dirty) > 1 else ''} "
+                     f"{', '.join(dirty)}")
     return Report(options=options, metric=metric, baseline=baseline, models=models, datasets=datasets,
                   results=by_key, comparisons=comparisons, untestable=untestable, notes=notes,
                   sources={k: str(v) for k, v in collected.sources.items()})

@@ -35,3 +35,17 @@ def _isolated_cache_and_models_file(tmp_path_factory):
     mp.setenv("LLARA_BENCH_MODELS_FILE", str(tmp_path_factory.mktemp("config") / "encoders.yaml"))
     yield
     mp.undo()
+
+
+@pytest.fixture(scope="session")
+def smoke_run_dir(tmp_path_factory) -> Path:
+    """`llara-bench run --suite smoke` through the CLI, as a user runs it: results and the report."""
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+
+    out = tmp_path_factory.mktemp("smoke-runs")
+    result = CliRunner().invoke(app, ["run", "--suite", "smoke", "-o", str(out)], env={"COLUMNS": "160"})
+    assert result.exit_code == 0, result.output
+    (run_dir,) = out.iterdir()
+    return run_dir

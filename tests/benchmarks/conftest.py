@@ -40,5 +40,6 @@ def pytest_terminal_summary(terminalreporter, config):
         for base in roles.get("baseline", []):
             for cand in roles.get("candidate", []):
                 ratio = base.stats.mean / cand.stats.mean
-                terminalreporter.write_line(f"{name}: {cand.name} vs {base.name} (baseline) = {ratio:.2f}x "
-                                            f"{'faster' if ratio >= 1 else 'slower'}")
+                verdict = f"{ratio:.2f}x faster" if ratio >= 1 else f"{1 / ratio:.2f}x slower"
+                terminalreporter.write_line(f"{name}: {cand.name} vs {base.name} (baseline) = {verdict} "
+                                            f"({cand.stats.mean:.3f} s vs {base.stats.mean:.3f} s)")

@@ -1,0 +1,166 @@
+"""The report in a real browser: headless Chromium (Debian's `chromium`, installed by .ci/run) driven by
+playwright. Skipped when no Chromium is found, except under CI=true, where that is a failure."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness.runner import RunConfig, run_suite
+from harness.suites import parse_suite
+from models.tiny_llama import tiny_llama_path
+from reports import write_report
+from test_reports import skeleton
+
+pytestmark = pytest.mark.browser
+ROOT = Path(__file__).resolve().parent.parent
+ARTEFACTS = Path(os.environ.get("LLARA_BENCH_ARTEFACTS", ROOT / "artefacts"))
+
+
+def _missing(what: str):
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what}: CI must run the browser tests (.ci/run installs Debian's chromium)")
+    pytest.skip(what)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("playwright is not installed (the dev extra)")
+    executable = os.environ.get("LLARA_BENCH_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not executable:
+        _missing("no Chromium found (apt-get install chromium, or set LLARA_BENCH_CHROMIUM)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=executable)
+        yield b
+        b.close()
+
+
+class Visit:
+    """A page opened from file://, with every console message, page error and request recorded;
+    requests for anything but the report itself are aborted."""
+
+    def __init__(self, browser, path: Path, width: int = 1366, height: int = 800):
+        self.page = browser.new_page(viewport={"width": width, "height": height})
+        self.url = path.resolve().as_uri()
+        self.console: list[tuple[str, str]] = []
+        self.errors: list[str] = []
+        self.requests: list[str] = []
+        self.page.on("console", lambda m: self.console.append((m.type, m.text)))
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("request", lambda r: self.requests.append(r.url))
+        self.page.route("**/*", lambda route: route.continue_() if route.request.url == self.url else route.abort())
+        self.page.goto(self.url, wait_until="load")
+        self.page.wait_for_selector("#chart-quality .main-svg")
+        self.page.wait_for_selector("#chart-phases .main-svg")
+
+    def close(self):
+        self.page.close()
+
+
+def test_smoke_report_in_chromium(browser, smoke_run_dir):
+    visit = Visit(browser, smoke_run_dir / "report.html")
+    page = visit.page
+    try:
+        assert visit.errors == []
+        assert [m for m in visit.console if m[0] == "error"] == []
+        assert visit.requests == [visit.url]  # the page itself, nothing else
+        # both charts drew: one marker per (model, dataset) and one bar per phase of each pair
+        assert page.locator("#chart-quality .scatterlayer .point").count() == 3
+        assert page.locator("#chart-phases .barlayer .point").count() >= 3 * 4
+        legend = page.locator("#chart-quality .legendtext").all_text_contents()
+        assert legend == ["minilm", "bm25", "tiny-llama"]
+        # the summary table, its best cell marked, and sorting by a column
+        summary = page.locator("#summary-table")
+        assert summary.is_visible()
+        assert summary.locator("td.best").inner_text().startswith(page.locator(
+            "#summary-table tbody tr:first-child td").first.inner_text()[:6])
+        rows = lambda: [t.strip().split()[0] for t in summary.locator("tbody th").all_inner_texts()]  # noqa: E731
+        assert rows() == ["minilm", "bm25", "tiny-llama"]
+        summary.locator("thead th", has_text="smoke").click()
+        assert rows() == ["tiny-llama", "bm25", "minilm"]  # ascending nDCG@10
+        summary.locator("thead th", has_text="smoke").click()
+        assert rows() == ["minilm", "bm25", "tiny-llama"]
+        # readable at a laptop width: nothing wider than the window
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        ARTEFACTS.mkdir(parents=True, exist_ok=True)
+        shot = ARTEFACTS / "report-smoke.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 50_000
+    finally:
+        visit.close()
+
+
+MARKUP = {
+    "doc": '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">',
+    "model": "<img src=x onerror=window.__pwned=3>",
+    "dataset": "<svg onload=window.__pwned=4>",
+    "query": "<b onmouseover=window.__pwned=5>cats</b>",
+}
+
+
+@pytest.fixture(scope="module")
+def injected_report(tmp_path_factory):
+    """A run whose corpus, queries, model name and dataset name all carry markup, and its report."""
+    folder = tmp_path_factory.mktemp("markup")
+    data = folder / "data"
+    (data / "qrels").mkdir(parents=True)
+    topics = ["cats purr when content", "dogs bark at strangers", "parrots mimic speech", "owls hunt at night",
+              "bees make honey", "whales sing underwater"]
+    with (data / "corpus.jsonl").open("w") as fh:
+        for i, topic in enumerate(topics):
+            fh.write(json.dumps({"_id": f"d{i}", "title": f"{MARKUP['doc']} {topic.split()[0]}",
+                                 "text": f"{topic}. {MARKUP['doc']} More about {topic}."}) + "\n")
+    with (data / "queries.jsonl").open("w") as fh:
+        for i, topic in enumerate(topics):
+            fh.write(json.dumps({"_id": f"q{i}", "text": f"{MARKUP['query']} {topic.split()[0]} {topic.split()[1]}"}) + "\n")
+    (data / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" +
+                                            "".join(f"q{i}\td{i}\t1\n" for i in range(len(topics))))
+    models_file = folder / "encoders.yaml"
+    models_file.write_text(f"encoders:\n  {json.dumps(MARKUP['model'])}: "
+                           f"{{model: {tiny_llama_path()}, contract: llara, dtype: float32}}\n")
+    suite = parse_suite(f"name: markup\nmodels: [bm25, {json.dumps(MARKUP['model'])}]\nbaseline: bm25\n"
+                        f"datasets:\n  - {{spec: 'folder:{data}', name: {json.dumps(MARKUP['dataset'])}}}\n"
+                        "top_k: 10\n", "markup.yaml")
+    run = run_suite(RunConfig(suite=suite, output=folder / "runs", models_files=[models_file]))
+    html_path, md_path, _ = write_report([run.run_dir], run.run_dir / "report.html")
+    return html_path, md_path
+
+
+def test_markup_in_data_and_names_is_escaped_in_the_files(injected_report):
+    html_path, md_path = injected_report
+    html_text = html_path.read_text(encoding="utf-8")
+    page = skeleton(html_text)
+    assert not [(t, a) for t, a in page.tags if any(k.startswith("on") for k in a)]
+    assert not [t for t, _ in page.tags if t in ("img", "svg")]
+    assert "&lt;script&gt;window.__pwned = 1&lt;/script&gt;" in html_text  # the document, as text
+    assert "&lt;img src=x onerror=window.__pwned=3&gt;" in html_text  # the model name, as text
+    md = md_path.read_text(encoding="utf-8")
+    assert "<img" not in md and "<svg" not in md and "&lt;img src=x onerror=window.__pwned=3&gt;" in md
+
+
+def test_markup_in_data_and_names_renders_as_text_in_chromium(browser, injected_report):
+    html_path, _ = injected_report
+    visit = Visit(browser, html_path)
+    page = visit.page
+    try:
+        page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
+        page.mouse.move(200, 300)
+        assert page.evaluate("window.__pwned") is None
+        assert visit.errors == [] and [m for m in visit.console if m[0] == "error"] == []
+        assert visit.requests == [visit.url]
+        assert page.evaluate("document.querySelectorAll('img, [onerror], [onload], [onmouseover]').length") == 0
+        text = page.locator("body").inner_text()
+        assert MARKUP["doc"] in text  # a corpus document's markup, shown as text in the per-query view
+        assert MARKUP["query"] in text and MARKUP["model"] in text and MARKUP["dataset"] in text
+        assert page.locator("#chart-quality .legendtext").all_text_contents() == ["bm25", MARKUP["model"]]
+        assert page.locator("#chart-quality .textpoint").all_text_contents() == ["bm25", MARKUP["model"]]
+        assert MARKUP["dataset"] in page.locator("#chart-quality .gtitle").text_content()
+    finally:
+        visit.close()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 import html
 import io
-import math
 
+from reports.format import missing, number, pvalue
 from reports.html import describe_test
 from reports.model import Report
 
@@ -16,14 +16,6 @@ def _md(text) -> str:
     return html.escape(str(text), quote=False).replace("|", "\\|").replace("\n", " ")
 
 
-def _num(v, spec: str = ".4f") -> str:
-    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
-
-
-def _p(p) -> str:
-    return "n/a" if p is None or math.isnan(p) else ("<0.0001" if p < 1e-4 else f"{p:.4f}")
-
-
 def _row(cells) -> str:
     return "| " + " | ".join(cells) + " |"
 
@@ -31,7 +23,7 @@ def _row(cells) -> str:
 def render_markdown(report: Report) -> str:
     o = report.options
     show_mean = len(report.datasets) > 1
-    lines = [f"# {_md(o.title or 'llara-bench report')}", "",
+    lines = [f"# {_md(report.title)}", "",
              f"Main metric **{_md(report.metric)}**, baseline **{_md(report.baseline)}**; "
              f"{describe_test(report)}, {o.correction.capitalize()} correction, α = {o.alpha}. "
              "**Bold**: best in its column; ▲/▼: significantly better/worse than the baseline.", ""]
@@ -47,13 +39,13 @@ def render_markdown(report: Report) -> str:
         cells = [_md(m) + (" (baseline)" if m == report.baseline else "")]
         for d in [*report.datasets, *([None] if show_mean else [])]:
             v = report.mean(m) if d is None else report.value(m, d)
-            text = _num(v)
+            text = number(v)
             if report.is_best(m, d):
                 text = f"**{text}**"
             delta = report.delta(m, d)
             if delta is not None:
                 arrow = {1: " ▲", -1: " ▼", 0: ""}[report.direction(m, d)] if d is not None else ""
-                text += f" ({_num(delta, '+.4f')}{arrow})"
+                text += f" ({number(delta, '+.4f')}{arrow})"
             cells.append(text)
         lines.append(_row(cells))
     lines += ["", f"## Significance against {_md(report.baseline)}", "",
@@ -61,14 +53,14 @@ def render_markdown(report: Report) -> str:
                     "W/T/L", "queries"]),
               _row(["---", "---"] + ["---:"] * 8)]
     for (m, d), c in _ordered_comparisons(report):
-        lines.append(_row([_md(d), _md(m), _num(c.mean), _num(c.baseline_mean), _num(c.delta, "+.4f"),
-                           f"[{_num(c.ci_low, '+.4f')}, {_num(c.ci_high, '+.4f')}]", _p(c.p_value),
-                           _p(c.p_adjusted), f"{c.wins}/{c.ties}/{c.losses}", str(c.n)]))
+        lines.append(_row([_md(d), _md(m), number(c.mean), number(c.baseline_mean), number(c.delta, "+.4f"),
+                           f"[{number(c.ci_low, '+.4f')}, {number(c.ci_high, '+.4f')}]", pvalue(c.p_value),
+                           pvalue(c.p_adjusted), f"{c.wins}/{c.ties}/{c.losses}", str(c.n)]))
     lines += ["", "## Throughput", "", _row(["model", "dataset", "docs/s", "tokens/s", "total s"]),
               _row(["---", "---", "---:", "---:", "---:"])]
     for row in report.timing_rows():
-        lines.append(_row([_md(row.model), _md(row.dataset), _num(row.docs_per_second, ",.1f"),
-                           _num(row.tokens_per_second, ",.0f"), _num(sum(row.seconds.values()), ".2f")]))
+        lines.append(_row([_md(row.model), _md(row.dataset), number(row.docs_per_second, ",.1f"),
+                           number(row.tokens_per_second, ",.0f"), number(sum(row.seconds.values()), ".2f")]))
     return "\n".join(lines) + "\n"
 
 
@@ -89,12 +81,12 @@ def _cell(value):
     """Spreadsheets run cells that start with = + - @ as formulas; such text gets a leading quote."""
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + value
-    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else value
+    return "" if missing(value) else value
 
 
 def render_csv(report: Report) -> str:
     """One row per (model, dataset): the main metric with its comparison, then every other measure."""
-    measures = list(dict.fromkeys(k for r in report.results.values() for k in r["metrics"]))
+    measures = report.measures()
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_FIELDS + [f"measure:{m}" for m in measures])

@@ -10,10 +10,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from harness.errors import ConfigError, UnknownNameError
+from harness.timing import PHASES
 from reports.collect import Collected
 from reports.stats import CORRECTIONS, DEFAULT_RESAMPLES, TESTS, Comparison, compare
-
-PHASES = ("load", "encode_corpus", "encode_queries", "index", "search", "evaluate")
 
 
 @dataclass(frozen=True)
@@ -81,6 +80,15 @@ class Report:
     notes: list[str]
     sources: dict[tuple[str, str], str]
     generated_at: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+
+    @property
+    def title(self) -> str:
+        suites = dict.fromkeys(r["suite"]["name"] for r in self.results.values())
+        return self.options.title or f"llara-bench report: {', '.join(suites)}"
+
+    def measures(self) -> list[str]:
+        """Every measure any result has, in the order first seen."""
+        return list(dict.fromkeys(k for r in self.results.values() for k in r["metrics"]))
 
     # -- the main metric ------------------------------------------------------------------------
     def value(self, model: str, dataset: str) -> float | None:
@@ -225,25 +233,20 @@ def build(collected: Collected, options: Options = Options()) -> Report:
     baseline = options.baseline or next((b for b in collected.baselines if b in models), models[0])
     if baseline not in models:
         raise UnknownNameError("baseline model (not in these results)", baseline, models)
-    notes = list(collected.notes)
-    comparisons: dict[tuple[str, str], Comparison] = {}
-    untestable: dict[str, str] = {}
+    report = Report(options=options, metric=metric, baseline=baseline, models=models, datasets=datasets,
+                    results=by_key, comparisons={}, untestable={}, notes=list(collected.notes),
+                    sources={k: str(v) for k, v in collected.sources.items()})
     for dataset in datasets:
-        why = _compare_dataset(dataset, models, baseline, by_key, metric, options, comparisons)
+        why = _compare_dataset(dataset, models, baseline, by_key, metric, options, report.comparisons)
         if why:
-            untestable[dataset] = why
-    for m in models:
-        meta = next(r["model"] for (mm, _), r in by_key.items() if mm == m)
-        if meta.get("trained") is False:
-            notes.append(f"{m} has untrained (random) weights: its scores are a floor, not a model's quality")
-    dirty = [run_id for run_id, d in {r["run_id"]: (r["provenance"].get("git") or {}).get("dirty")
-                                      for r in results}.items() if d]
+            report.untestable[dataset] = why
+    report.notes += [f"{m} has untrained (random) weights: its scores are a floor, not a model's quality"
+                     for m in models if report.model_meta(m).get("trained") is False]
+    dirty = [run_id for run_id, run in report.runs().items() if (run["provenance"].get("git") or {}).get("dirty")]
     if dirty:
-        notes.append(f"made from a git checkout with uncommitted changes: run{'s' if len(dirty) > 1 else ''} "
-                     f"{', '.join(dirty)}")
-    return Report(options=options, metric=metric, baseline=baseline, models=models, datasets=datasets,
-                  results=by_key, comparisons=comparisons, untestable=untestable, notes=notes,
-                  sources={k: str(v) for k, v in collected.sources.items()})
+        report.notes.append(f"made from a git checkout with uncommitted changes: run{'s' if len(dirty) > 1 else ''} "
+                            f"{', '.join(dirty)}")
+    return report
 
 
 def _compare_dataset(dataset: str, models: list[str], baseline: str, results: dict, metric: str,

@@ -6,7 +6,6 @@ import csv
 import json
 import shutil
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -179,3 +178,26 @@ def test_options_are_validated():
         Options(alpha=1.5)
     with pytest.raises(ConfigError, match="holm, bonferroni"):
         Options(correction="fdr")
+
+
+def test_per_query_examples_match_the_run_file(smoke_run_dir):
+    import gzip
+
+    from harness.datasets import load_dataset
+
+    report = build_report([smoke_run_dir])
+    shown = report.examples("minilm", "smoke")
+    assert 1 <= len(shown) <= 6
+    gains = [e for e in shown if e.delta > 0]
+    assert gains and gains == sorted(gains, key=lambda e: -e.delta)
+    first_hit = {}
+    for line in gzip.open(smoke_run_dir / "results/minilm/smoke.trec.gz", "rt"):
+        qid, _, doc, rank, _, _ = line.split()
+        if rank == "1":
+            first_hit[qid] = doc
+    smoke = load_dataset("embedded:smoke")
+    titles = dict(zip(smoke.corpus.ids, smoke.corpus.titles))
+    for e in shown:
+        assert e.top["id"] == first_hit[e.query_id]
+        assert e.top["title"] == titles[e.top["id"]]
+        assert e.query == smoke.split("test").queries[e.query_id]

@@ -21,6 +21,8 @@ from typing import Any
 from harness.errors import DataFormatError
 
 SCHEMA_VERSION = 1
+_UMASK = os.umask(0o022)  # read the process umask (the only way is to set it) and put it back
+os.umask(_UMASK)
 
 
 def schema() -> dict:
@@ -37,6 +39,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the mode open() would
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 
 import jsonschema
 import pytest
@@ -120,6 +121,9 @@ def test_cli_models_lists_metadata():
 def test_atomic_write_leaves_nothing_half_written(tmp_path, monkeypatch):
     target = tmp_path / "out.json"
     results.write_json(target, {"a": 1})
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # as open() would create it, not mkstemp's 0600
 
     def boom(*args, **kwargs):
         raise OSError("disk full")

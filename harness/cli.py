@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import typer
 from rich.console import Console
@@ -14,7 +14,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from harness.errors import LlaraBenchError
-from reports.model import Options
+
+if TYPE_CHECKING:
+    from reports import Options
 
 app = typer.Typer(help="llara-bench: evaluate LLM-based and classic retrieval encoders.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -67,10 +69,12 @@ def run(
     console.print(comparison_table(finished.results, config.suite.measures))
     console.print(f"Results in [bold]{escape(str(finished.run_dir))}[/]")
     if write_report:
+        from reports import Options
+
         _write_report([finished.run_dir], finished.run_dir / "report.html", Options(baseline=finished.baseline))
 
 
-def _write_report(inputs: list[Path], output: Path, options) -> None:
+def _write_report(inputs: list[Path], output: Path, options: Options) -> None:
     from reports import write_report
 
     try:
@@ -98,6 +102,8 @@ def report(
     title: Optional[str] = typer.Option(None, "--title", help="Report title."),
 ) -> None:
     """Compare runs in one self-contained HTML report (plus Markdown and CSV): scores, significance, cost."""
+    from reports import Options
+
     try:
         options = Options(baseline=baseline, metric=metric, test=test, correction=correction, alpha=alpha,
                           n_resamples=resamples, title=title)

@@ -7,7 +7,6 @@ import html
 import io
 
 from reports.format import missing, number, pvalue
-from reports.html import describe_test
 from reports.model import Report
 
 
@@ -25,7 +24,7 @@ def render_markdown(report: Report) -> str:
     show_mean = len(report.datasets) > 1
     lines = [f"# {_md(report.title)}", "",
              f"Main metric **{_md(report.metric)}**, baseline **{_md(report.baseline)}**; "
-             f"{describe_test(report)}, {o.correction.capitalize()} correction, α = {o.alpha}. "
+             f"{report.test_description}, {o.correction.capitalize()} correction, α = {o.alpha}. "
              "**Bold**: best in its column; ▲/▼: significantly better/worse than the baseline.", ""]
     for note in report.notes:
         lines.append(f"> {_md(note)}")

@@ -14,9 +14,6 @@ from reports import charts
 from reports import format as fmt
 from reports.model import Report
 
-TEST_NAMES = {"randomization": "paired randomisation test, {n:,} sign flips", "t-test": "paired t-test"}
-
-
 @lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("reports", "templates"), autoescape=True,
@@ -35,15 +32,11 @@ def _asset(name: str) -> str:
     return (resources.files("reports") / "templates" / name).read_text(encoding="utf-8")
 
 
-def describe_test(report: Report) -> str:
-    return TEST_NAMES[report.options.test].format(n=report.options.n_resamples)
-
-
 def render_html(report: Report) -> str:
     return _environment().get_template("report.html.j2").render(
         r=report, title=report.title, runs=report.runs(), meta={m: report.model_meta(m) for m in report.models},
         rate={m: report.mean_docs_per_second(m) for m in report.models}, measures=report.measures(),
-        phases=report.phases(), timing_rows=report.timing_rows(), test_name=describe_test(report),
+        phases=report.phases(), timing_rows=report.timing_rows(), test_name=report.test_description,
         correction_name=report.options.correction.capitalize(),
         figures={"fig-quality": charts.quality_vs_throughput(report), "fig-phases": charts.phase_breakdown(report)},
         css=_asset("report.css"), report_js=_asset("report.js"), plotly_js=get_plotlyjs(), version=_version())

@@ -86,6 +86,12 @@ class Report:
         suites = dict.fromkeys(r["suite"]["name"] for r in self.results.values())
         return self.options.title or f"llara-bench report: {', '.join(suites)}"
 
+    @property
+    def test_description(self) -> str:
+        if self.options.test == "t-test":
+            return "paired t-test"
+        return f"paired randomisation test, {self.options.n_resamples:,} sign flips"
+
     def measures(self) -> list[str]:
         """Every measure any result has, in the order first seen."""
         return list(dict.fromkeys(k for r in self.results.values() for k in r["metrics"]))

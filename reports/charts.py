@@ -34,15 +34,17 @@ def _layout(title: str, **kw) -> dict:
 
 def marker_sizes(report: Report) -> dict[str, float]:
     """Marker diameter per model, linear in log10(parameters) from the report's smallest model (MIN_MARKER)
-    to its largest (MAX_MARKER), so a 22M and a 7B model are both visible; unknown sizes get UNKNOWN_MARKER."""
+    to its largest (MAX_MARKER), so a 22M and a 7B model are both visible; a single known size gets the middle
+    size, and unknown sizes get UNKNOWN_MARKER."""
     params = {m: report.n_parameters(m) for m in report.models}
     known = {m: math.log10(p) for m, p in params.items() if p}
     if not known:
         return {m: UNKNOWN_MARKER for m in report.models}
     low, high = min(known.values()), max(known.values())
-    span = high - low or 1.0
-    return {m: (MIN_MARKER + (MAX_MARKER - MIN_MARKER) * (known[m] - low) / span if m in known else UNKNOWN_MARKER)
-            for m in report.models}
+    if high == low:  # one size known (or all equal): a middle-sized marker
+        return {m: (MIN_MARKER + MAX_MARKER) / 2 if m in known else UNKNOWN_MARKER for m in report.models}
+    return {m: MIN_MARKER + (MAX_MARKER - MIN_MARKER) * (known[m] - low) / (high - low) if m in known
+            else UNKNOWN_MARKER for m in report.models}
 
 
 def quality_vs_throughput(report: Report) -> str:

@@ -201,3 +201,11 @@ def test_per_query_examples_match_the_run_file(smoke_run_dir):
         assert e.top["id"] == first_hit[e.query_id]
         assert e.top["title"] == titles[e.top["id"]]
         assert e.query == smoke.split("test").queries[e.query_id]
+
+
+def test_marker_size_grows_with_parameters(smoke_run_dir):
+    from reports.charts import MAX_MARKER, MIN_MARKER, UNKNOWN_MARKER, marker_sizes
+
+    report = build_report([smoke_run_dir])  # minilm 22.7M, tiny-llama 443K, bm25 unknown
+    sizes = marker_sizes(report)
+    assert sizes == {"minilm": MAX_MARKER, "tiny-llama": MIN_MARKER, "bm25": UNKNOWN_MARKER}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -79,3 +79,62 @@ def search_index(index, query_vectors: np.ndarray, doc_ids: Sequence[str], k: in
 def exact_search(query_vectors: np.ndarray, doc_vectors: np.ndarray, doc_ids: Sequence[str], k: int,
                  *, use_gpu: bool | None = None) -> Hits:
     return search_index(build_index(doc_vectors, use_gpu=use_gpu), query_vectors, doc_ids, k)
+
+
+def search_blocks(query_vectors: np.ndarray, blocks: Iterable[tuple[int, np.ndarray]], doc_ids: Sequence[str],
+                  k: int) -> Hits:
+    """Exact top-k by inner product over document blocks ``(first row, vectors)``, one block in memory at a
+    time: each block's exact top-k (faiss) is merged into a running top-k, and the top-k of the union of
+    per-block top-ks is the global top-k. Equal scores keep the lower row first, as a flat index does."""
+    import faiss
+
+    queries = np.ascontiguousarray(query_vectors, dtype=np.float32)
+    k = min(k, len(doc_ids))
+    best_scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+    best_rows = np.full((len(queries), k), -1, dtype=np.int64)
+    for start, block in blocks:
+        scores, rows = faiss.knn(queries, np.ascontiguousarray(block, dtype=np.float32), min(k, len(block)),
+                                 metric=faiss.METRIC_INNER_PRODUCT)
+        scores = np.hstack([best_scores, scores])
+        rows = np.hstack([best_rows, np.where(rows >= 0, rows + start, -1)])
+        # rank by score, then by row (the running top-k holds earlier rows, so ties stay in row order)
+        order = np.lexsort((np.where(rows >= 0, rows, np.iinfo(np.int64).max), -scores), axis=1)[:, :k]
+        best_scores = np.take_along_axis(scores, order, axis=1)
+        best_rows = np.take_along_axis(rows, order, axis=1)
+        del block  # so that the next block is never in memory beside this one
+    return Hits(best_scores, [[doc_ids[j] for j in row if j >= 0] for row in best_rows])
+
+
+FAISS_WORKSPACE_BYTES = 4096 * 1024 * 4  # faiss's brute-force kernel scores 4,096 queries x 1,024 rows at a time
+
+
+def block_rows_for_budget(budget_bytes: int, used_bytes: int, dim: int, n_queries: int, k: int,
+                          stored_itemsize: int = 4) -> int:
+    """How many corpus rows one block may hold so that the process stays under ``budget_bytes``.
+
+    What is already used (``used_bytes``, e.g. this process's RSS), the queries, the running and the
+    per-block top-k (scores and rows, merged in a buffer twice their size) and faiss's workspace come off
+    the budget first; each block row costs its float32 copy (plus the stored row, when it is converted
+    from float16).
+    """
+    fixed = used_bytes + n_queries * dim * 4 + 6 * n_queries * k * 12 + FAISS_WORKSPACE_BYTES
+    per_row = dim * (4 + (stored_itemsize if stored_itemsize != 4 else 0))
+    rows = (budget_bytes - fixed) // per_row
+    if rows < 1:
+        raise MemoryError(f"a memory budget of {budget_bytes / 2**20:,.0f} MiB leaves no room for a block of "
+                          f"document vectors: {fixed / 2**20:,.0f} MiB is already taken (process, queries, "
+                          "top-k buffers); raise the budget")
+    return int(rows)
+
+
+def search_store(query_vectors: np.ndarray, store, doc_ids: Sequence[str], k: int, budget_bytes: int) -> Hits:
+    """Shard-and-merge search of an `EmbeddingStore`, with blocks sized so this process stays under
+    ``budget_bytes``. faiss (and its BLAS) is warmed up first, so their buffers count as already used."""
+    import faiss
+    import psutil
+
+    dim = store.layout.dim
+    faiss.knn(np.zeros((32, dim), np.float32), np.zeros((64, dim), np.float32), 1, metric=faiss.METRIC_INNER_PRODUCT)
+    rows = block_rows_for_budget(budget_bytes, psutil.Process().memory_info().rss, dim, len(query_vectors), k,
+                                 np.dtype(store.layout.dtype).itemsize)
+    return search_blocks(query_vectors, store.blocks(rows), doc_ids, k)

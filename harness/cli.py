@@ -49,6 +49,13 @@ def run(
     no_run_files: bool = typer.Option(False, "--no-run-files", help="Do not write TREC run files."),
     write_report: bool = typer.Option(True, "--report/--no-report", help="Write report.html (+ .md, .csv) "
                                       "into the run directory at the end."),
+    embedding_cache: bool = typer.Option(True, "--embedding-cache/--no-embedding-cache", help="Reuse (and resume) "
+                                         "corpus embeddings cached under $LLARA_BENCH_CACHE/embeddings."),
+    shard_rows: int = typer.Option(50_000, min=1, help="Corpus rows per embedding shard (the unit of resuming)."),
+    memory_budget_mib: Optional[int] = typer.Option(None, "--memory-budget-mib", min=1, help="Memory for search; "
+                                                    "an index that would not fit is searched shard by shard "
+                                                    "(default: half the available memory)."),
+    search_mode: str = typer.Option("auto", help="auto, in-memory or shard-and-merge."),
 ) -> None:
     """Run a suite: every model on every dataset, then print the comparison table and write the report."""
     from harness.runner import RunConfig, run_suite
@@ -58,12 +65,12 @@ def run(
         config = RunConfig(suite=load_suite(suite), data_root=data_root, output=output, models=model or None,
                            datasets=dataset or None, models_files=models_file or [], device=device,
                            batch_size=batch_size, token_budget=token_budget, dtype=dtype, top_k=top_k,
-                           save_run_files=not no_run_files)
+                           save_run_files=not no_run_files, embedding_cache=embedding_cache, shard_rows=shard_rows,
+                           memory_budget=memory_budget_mib * 2**20 if memory_budget_mib else None,
+                           search_mode=search_mode)
         with _rich_progress() as progress_factory:
             finished = run_suite(config, progress=progress_factory,
-                                 on_result=lambda r: console.print(
-                                     f"[green]✓[/] {escape(r['model']['name'])} on {escape(r['dataset']['name'])}: "
-                                     f"{r['main_metric']} = {r['metrics'][r['main_metric']]:.4f}"))
+                                 on_result=lambda r: console.print(_done_line(r)))
     except LlaraBenchError as exc:
         _fail(exc)
     console.print(comparison_table(finished.results, config.suite.measures))
@@ -72,6 +79,18 @@ def run(
         from reports import Options
 
         _write_report([finished.run_dir], finished.run_dir / "report.html", Options(baseline=finished.baseline))
+
+
+def _done_line(r: dict) -> str:
+    line = (f"[green]✓[/] {escape(r['model']['name'])} on {escape(r['dataset']['name'])}: "
+            f"{r['main_metric']} = {r['metrics'][r['main_metric']]:.4f}")
+    emb = r.get("embeddings")
+    if emb and emb["reused_items"]:
+        line += f" [dim](corpus embeddings: {emb['reused_items']:,} reused, {emb['encoded_items']:,} encoded)[/]"
+    if emb and emb["plan"]["mode"] == "shard-and-merge":
+        line += (f" [yellow](shard-and-merge search: a {emb['plan']['index_bytes'] / 2**30:.2f} GiB index, "
+                 f"budget {emb['plan']['budget_bytes'] / 2**30:.2f} GiB)[/]")
+    return line
 
 
 def _write_report(inputs: list[Path], output: Path, options: Options) -> None:

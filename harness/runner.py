@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import shutil
+import tempfile
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -12,13 +15,16 @@ from typing import Any, Callable
 from harness import results
 from harness.datasets import Dataset, load_dataset
 from harness.encoders_file import load_models_files
-from harness.errors import UnknownNameError
+from harness.errors import ConfigError, UnknownNameError
 from harness.metrics import evaluate, relevance_for_metrics
 from harness.provenance import provenance
-from harness.search import Hits, Run, build_index, search_backend, search_index
+from harness.embedding_cache import DEFAULT_SHARD_ROWS, cache_folder, cache_key, encode_corpus
+from harness.search import SEARCH_MODES, Hits, Run, build_index, plan_search, search_backend, search_index, search_store
 from harness.suites import DatasetEntry, Suite
 from harness.timing import PhaseTimer, PhaseTiming
 from models import REGISTRY, DenseEncoder, LexicalRetriever, ModelEntry
+
+log = logging.getLogger("llara_bench")
 
 # progress(description, total) -> advance(n); the CLI backs it with rich, tests with nothing
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
@@ -38,6 +44,14 @@ class RunConfig:
     dtype: str | None = None  # overrides the encoders' contract dtype (decoder encoders)
     top_k: int | None = None
     save_run_files: bool = True
+    embedding_cache: bool = True  # reuse and resume corpus embeddings under cache_root()/embeddings
+    shard_rows: int = DEFAULT_SHARD_ROWS  # corpus rows per embedding shard
+    memory_budget: int | None = None  # bytes for search; default: half the memory available at start
+    search_mode: str = "auto"  # or "in-memory" / "shard-and-merge" to force one
+
+    def __post_init__(self) -> None:
+        if self.search_mode not in SEARCH_MODES:
+            raise ConfigError(f"search mode {self.search_mode!r}: expected one of {', '.join(SEARCH_MODES)}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -145,21 +159,46 @@ def evaluate_pair(encoder, model_entry: ModelEntry, dataset: Dataset, entry: Dat
             phase.count(items=len(query_ids), tokens=q_tokens)
         hits = Hits(scores, doc_ids)
         backend = model_entry.meta.source
+        embedding_info = None
     elif isinstance(encoder, DenseEncoder):
-        with timer.phase("encode_corpus") as phase:
-            out = encoder.encode(corpus.texts, "passage", titles=corpus.titles,
-                                 progress=progress(f"{label}: encode corpus", len(corpus)))
-            phase.count(items=len(corpus), tokens=out.n_tokens, padded_tokens=out.n_padded_tokens)
-        with timer.phase("encode_queries") as phase:
-            q_out = encoder.encode(query_texts, "query", progress=progress(f"{label}: encode queries", len(query_ids)))
-            phase.count(items=len(query_ids), tokens=q_out.n_tokens, padded_tokens=q_out.n_padded_tokens)
-        with timer.phase("index") as phase:
-            index = build_index(out.vectors)
-            phase.count(items=len(corpus))
-        with timer.phase("search") as phase:
-            hits = search_index(index, q_out.vectors, corpus.ids, depth)
-            phase.count(items=len(query_ids))
-        backend = search_backend()
+        meta = encoder.meta.to_dict() | {"kwargs": model_entry.kwargs}
+        key = cache_key(meta, dataset.corpus_fingerprint())
+        folder = cache_folder(key) if config.embedding_cache else Path(tempfile.mkdtemp(prefix="llara-bench-emb-"))
+        try:
+            with timer.phase("encode_corpus") as phase:
+                embedded = encode_corpus(encoder, corpus.texts, corpus.titles, folder, key,
+                                         rows_per_shard=config.shard_rows,
+                                         progress=progress(f"{label}: encode corpus", len(corpus)))
+                phase.count(items=embedded.encoded_items, tokens=embedded.tokens, padded_tokens=embedded.padded_tokens)
+            with timer.phase("encode_queries") as phase:
+                q_out = encoder.encode(query_texts, "query",
+                                       progress=progress(f"{label}: encode queries", len(query_ids)))
+                phase.count(items=len(query_ids), tokens=q_out.n_tokens, padded_tokens=q_out.n_padded_tokens)
+            plan = plan_search(embedded.embedding_bytes, len(query_ids), depth, embedded.store.layout.dim,
+                               config.memory_budget, config.search_mode)
+            if plan["mode"] == "in-memory":
+                with timer.phase("index") as phase:
+                    index = build_index(embedded.store.load())
+                    phase.count(items=len(corpus))
+                with timer.phase("search") as phase:
+                    hits = search_index(index, q_out.vectors, corpus.ids, depth)
+                    phase.count(items=len(query_ids))
+                backend = search_backend()
+            else:
+                why = ("asked for with --search-mode" if config.search_mode != "auto" else
+                       f"the index, {plan['index_bytes'] / 2**30:.2f} GiB, would not fit in the memory budget of "
+                       f"{plan['budget_bytes'] / 2**30:.2f} GiB")
+                log.warning("%s: searching the embedding shards one block at a time (shard-and-merge): %s", label, why)
+                with timer.phase("search") as phase:
+                    hits = search_store(q_out.vectors, embedded.store, corpus.ids, depth, plan["budget_bytes"])
+                    phase.count(items=len(query_ids))
+                backend = "faiss knn, shard-and-merge on CPU"
+        finally:
+            if not config.embedding_cache:
+                shutil.rmtree(folder, ignore_errors=True)
+        embedding_info = {"folder": str(folder) if config.embedding_cache else None, "key": key,
+                          "encoded_items": embedded.encoded_items, "reused_items": embedded.reused_items,
+                          "as_encoded": embedded.original, "plan": plan}
     else:
         raise TypeError(f"encoder {model_entry.name!r} ({type(encoder).__name__}) is neither a DenseEncoder "
                         "(encode) nor a LexicalRetriever (index, search)")
@@ -184,6 +223,7 @@ def evaluate_pair(encoder, model_entry: ModelEntry, dataset: Dataset, entry: Dat
                             "relevance_map": {str(k): v for k, v in (entry.relevance_map or {}).items()} or None},
         },
         "search": {"backend": backend, "top_k": top_k, "exact": True},
+        **({"embeddings": embedding_info} if embedding_info else {}),
         "main_metric": suite.main_metric,
         "metrics": aggregate,
         "per_query": per_query,

@@ -7,6 +7,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from harness.errors import ConfigError
+
 Run = dict[str, dict[str, float]]  # query id -> doc id -> score (ir_measures' dict form)
 
 
@@ -121,7 +123,7 @@ def block_rows_for_budget(budget_bytes: int, used_bytes: int, dim: int, n_querie
     per_row = dim * (4 + (stored_itemsize if stored_itemsize != 4 else 0))
     rows = (budget_bytes - fixed) // per_row
     if rows < 1:
-        raise MemoryError(f"a memory budget of {budget_bytes / 2**20:,.0f} MiB leaves no room for a block of "
+        raise ConfigError(f"a memory budget of {budget_bytes / 2**20:,.0f} MiB leaves no room for a block of "
                           f"document vectors: {fixed / 2**20:,.0f} MiB is already taken (process, queries, "
                           "top-k buffers); raise the budget")
     return int(rows)
@@ -138,3 +140,25 @@ def search_store(query_vectors: np.ndarray, store, doc_ids: Sequence[str], k: in
     rows = block_rows_for_budget(budget_bytes, psutil.Process().memory_info().rss, dim, len(query_vectors), k,
                                  np.dtype(store.layout.dtype).itemsize)
     return search_blocks(query_vectors, store.blocks(rows), doc_ids, k)
+
+
+def plan_search(embedding_bytes: int, n_queries: int, k: int, dim: int, budget_bytes: int | None = None,
+                mode: str = "auto", used_bytes: int | None = None) -> dict:
+    """In-memory flat index when it fits the budget (default: what this process uses plus half the memory
+    available now), else shard-and-merge; ``mode`` forces one. In memory, the vectors are held twice while
+    the index is built (read, then added)."""
+    import psutil
+
+    if mode not in SEARCH_MODES:
+        raise ValueError(f"search mode {mode!r}: expected one of {', '.join(SEARCH_MODES)}")
+    used = psutil.Process().memory_info().rss if used_bytes is None else used_bytes
+    if budget_bytes is None:
+        budget_bytes = used + psutil.virtual_memory().available // 2
+    needed = used + 2 * embedding_bytes + n_queries * (dim * 4 + 6 * k * 12) + FAISS_WORKSPACE_BYTES
+    if mode == "auto":
+        mode = "in-memory" if needed <= budget_bytes else "shard-and-merge"
+    return {"mode": mode, "index_bytes": embedding_bytes, "budget_bytes": int(budget_bytes),
+            "estimated_in_memory_peak_bytes": int(needed)}
+
+
+SEARCH_MODES = ("auto", "in-memory", "shard-and-merge")

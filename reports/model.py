@@ -136,10 +136,7 @@ class Report:
     # -- cost ---------------------------------------------------------------------------------
     def docs_per_second(self, model: str, dataset: str) -> float | None:
         r = self.results.get((model, dataset))
-        if r is None:
-            return None
-        phase = r["timings"].get("encode_corpus") or r["timings"].get("index") or {}
-        return phase.get("items_per_second")
+        return None if r is None else _corpus_rates(r)[0]
 
     def mean_docs_per_second(self, model: str) -> float | None:
         """Mean corpus docs/s over the datasets the model was run on."""
@@ -170,7 +167,7 @@ class Report:
         rows = []
         for m, d, r in self.pairs():
             t = r["timings"]
-            corpus = t.get("encode_corpus") or t.get("index") or {}
+            docs_per_second, tokens_per_second = _corpus_rates(r)
             encoded = [t[p] for p in ("encode_corpus", "encode_queries") if p in t]
             tokens = sum(p.get("tokens") or 0 for p in encoded)
             padded = sum(p.get("padded_tokens") or 0 for p in encoded)
@@ -178,8 +175,8 @@ class Report:
             n_queries = r["dataset"]["n_queries"]
             gpu = [p["peak_gpu_bytes"] for p in t.values() if p.get("peak_gpu_bytes")]
             rows.append(TimingRow(
-                model=m, dataset=d, seconds=self.phase_seconds(m, d), docs_per_second=corpus.get("items_per_second"),
-                tokens_per_second=corpus.get("tokens_per_second"),
+                model=m, dataset=d, seconds=self.phase_seconds(m, d), docs_per_second=docs_per_second,
+                tokens_per_second=tokens_per_second,
                 padding=(padded - tokens) / padded if padded else None,
                 query_ms=1000 * query_seconds / n_queries if n_queries else None,
                 peak_rss=max(p["peak_rss_bytes"] for p in t.values()), peak_gpu=max(gpu) if gpu else None))
@@ -219,6 +216,18 @@ def _top_document(result: dict, query_id: str) -> dict | None:
     if doc_id is None:
         return None
     return {"id": doc_id, **examples.get("documents", {}).get(doc_id, {"title": "", "text": ""})}
+
+
+def _corpus_rates(result: dict) -> tuple[float | None, float | None]:
+    """Corpus docs/s and tokens/s: of this run's encoding (or indexing); when every embedding came from the
+    cache, of the encoding that made them (``embeddings.as_encoded``)."""
+    phase = result["timings"].get("encode_corpus") or result["timings"].get("index") or {}
+    if phase.get("items"):
+        return phase.get("items_per_second"), phase.get("tokens_per_second")
+    original = (result.get("embeddings") or {}).get("as_encoded") or {}
+    if original.get("items") and original.get("seconds"):
+        return original["items"] / original["seconds"], (original.get("tokens") or 0) / original["seconds"] or None
+    return None, None
 
 
 def _phase_order(timings: dict) -> list[str]:

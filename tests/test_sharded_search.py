@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from harness.embedding_store import EmbeddingStore, StoreLayout
-from harness.errors import DataFormatError
+from harness.errors import ConfigError, DataFormatError
 from harness.search import block_rows_for_budget, exact_search, search_blocks
 
 
@@ -67,7 +67,7 @@ def test_float16_store_is_read_as_float32(tmp_path):
 
 
 def test_budget_too_small_is_explained():
-    with pytest.raises(MemoryError, match="raise the budget"):
+    with pytest.raises(ConfigError, match="raise the budget"):
         block_rows_for_budget(100 * 2**20, 120 * 2**20, dim=768, n_queries=10, k=10)
 
 

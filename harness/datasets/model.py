@@ -71,6 +71,15 @@ class Dataset:
             self._fingerprints[split] = "sha256:" + h.hexdigest()
         return self._fingerprints[split]
 
+    def corpus_fingerprint(self) -> str:
+        """sha256 over the corpus alone (ids, titles, texts): what corpus embeddings depend on."""
+        if "<corpus>" not in self._fingerprints:
+            h = hashlib.sha256()
+            for doc_id, title, text in zip(self.corpus.ids, self.corpus.titles, self.corpus.texts):
+                h.update(f"D\t{doc_id}\t{title}\t{text}\n".encode("utf-8"))
+            self._fingerprints["<corpus>"] = "sha256:" + h.hexdigest()
+        return self._fingerprints["<corpus>"]
+
 
 def _canonical_rows(ds: Dataset, split: str | None) -> Iterator[str]:
     for doc_id, title, text in zip(ds.corpus.ids, ds.corpus.titles, ds.corpus.texts):

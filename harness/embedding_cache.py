@@ -1,0 +1,116 @@
+"""Content-addressed cache of corpus embeddings, in shards, resumable.
+
+The key is everything the vectors depend on: the model's identity as loaded (source, revision, the
+resolved folder and Hub commit, adapter hash, and for local folders the size and modification time of
+each file), its encoding contract as run (templates, special tokens, pooling, dtype, max lengths), the
+library versions that compute it, and the corpus fingerprint. The folder is named by the key's sha256
+and its manifest holds the key itself, so embeddings are never reused under a different key.
+
+Shards are encoded in corpus order and each is written atomically with its timing beside it, so a
+killed encode leaves only finished shards and a rerun encodes just the missing ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from harness.embedding_store import EmbeddingStore, StoreLayout
+from harness.results import write_atomic
+from models.cache import cache_root
+
+DEFAULT_SHARD_ROWS = 50_000
+KEY_LIBRARIES = ("torch", "transformers", "sentence-transformers", "peft", "numpy")
+
+
+def _folder_signature(path) -> dict | None:
+    """(size, mtime) of each file of a local model folder: retraining into the same folder changes the key."""
+    if not isinstance(path, (str, Path)) or not Path(path).is_dir():
+        return None
+    return {str(f.relative_to(path)): [f.stat().st_size, f.stat().st_mtime_ns]
+            for f in sorted(Path(path).rglob("*")) if f.is_file()}
+
+
+def cache_key(meta: dict, corpus_fingerprint: str) -> dict:
+    """What a corpus's embeddings under this encoder depend on (``meta``: the loaded encoder's metadata,
+    with the registry entry's ``kwargs``)."""
+    resolved = {k: v for k, v in (meta.get("extra") or {}).get("resolved", {}).items() if k != "device"}
+    versions = {}
+    for name in KEY_LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    kwargs = meta.get("kwargs") or {}
+    folders = [resolved.get("model"), kwargs.get("model_path"), meta.get("source")]
+    return json.loads(json.dumps({  # JSON-normal (tuples become lists), as the manifest stores it
+        "model": {"source": meta.get("source"), "revision": meta.get("revision"), "kind": meta.get("kind"),
+                  "dimension": meta.get("dimension"), "contract": meta.get("contract"), "resolved": resolved,
+                  "kwargs": kwargs, "files": next((sig for f in folders if (sig := _folder_signature(f))), None)},
+        "libraries": versions,
+        "role": "passage",
+        "corpus": corpus_fingerprint,
+    }, default=str))
+
+
+def cache_folder(key: dict, root: Path | None = None) -> Path:
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
+    return (root or cache_root() / "embeddings") / digest
+
+
+@dataclass
+class CorpusEmbeddings:
+    store: EmbeddingStore
+    encoded_items: int = 0  # this run
+    reused_items: int = 0  # from shards a previous run finished
+    tokens: int = 0  # this run
+    padded_tokens: int = 0
+    original: dict = field(default_factory=dict)  # seconds/items/tokens summed over every shard, as encoded
+
+    @property
+    def embedding_bytes(self) -> int:
+        return self.store.layout.n_rows * self.store.layout.dim * 4
+
+
+def encode_corpus(encoder, texts: list[str], titles: list[str], folder: Path, key: dict, *,
+                  rows_per_shard: int = DEFAULT_SHARD_ROWS, progress: Callable[[int], None] = lambda n: None
+                  ) -> CorpusEmbeddings:
+    """Encode the corpus into ``folder`` shard by shard, skipping shards that are already there."""
+    dim = encoder.meta.dimension
+    if dim is None:  # an encoder that does not declare it: learn it from one text
+        dim = encoder.encode(texts[:1], "passage", titles=titles[:1]).vectors.shape[1]
+    layout = StoreLayout(key=key, n_rows=len(texts), dim=int(dim), dtype="float32", rows_per_shard=rows_per_shard)
+    store = EmbeddingStore(folder, layout)
+    out = CorpusEmbeddings(store)
+    missing = set(store.missing())
+    for shard in range(layout.n_shards):
+        rows = layout.shard_rows(shard)
+        if shard not in missing:
+            out.reused_items += len(rows)
+            progress(len(rows))
+            continue
+        start = time.perf_counter()
+        encoded = encoder.encode(texts[rows.start:rows.stop], "passage", titles=titles[rows.start:rows.stop],
+                                 progress=progress)
+        stats = {"seconds": time.perf_counter() - start, "items": len(rows), "tokens": encoded.n_tokens,
+                 "padded_tokens": encoded.n_padded_tokens}
+        # the timing first: a shard file that exists always has its timing beside it
+        write_atomic(_stats_path(store, shard), json.dumps(stats).encode())
+        store.write_shard(shard, np.asarray(encoded.vectors, dtype=np.float32))
+        out.encoded_items += len(rows)
+        out.tokens += encoded.n_tokens or 0
+        out.padded_tokens += encoded.n_padded_tokens or 0
+    totals = [json.loads(_stats_path(store, s).read_text()) for s in range(layout.n_shards)]
+    out.original = {k: sum(t[k] or 0 for t in totals) for k in ("seconds", "items", "tokens", "padded_tokens")}
+    return out
+
+
+def _stats_path(store: EmbeddingStore, shard: int) -> Path:
+    return store.shard_path(shard).with_suffix(".json")

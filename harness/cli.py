@@ -57,7 +57,10 @@ def run(
                                                     "(default: half the available memory)."),
     search_mode: str = typer.Option("auto", help="auto, in-memory or shard-and-merge."),
 ) -> None:
-    """Run a suite: every model on every dataset, then print the comparison table and write the report."""
+    """Run a suite: every model on every dataset, then print the comparison table and write the report.
+
+    Under torchrun, the ranks share the corpus encoding and rank 0 does the rest."""
+    from harness.distributed import world
     from harness.runner import RunConfig, run_suite
     from harness.suites import load_suite
 
@@ -68,9 +71,13 @@ def run(
                            save_run_files=not no_run_files, embedding_cache=embedding_cache, shard_rows=shard_rows,
                            memory_budget=memory_budget_mib * 2**20 if memory_budget_mib else None,
                            search_mode=search_mode)
+        place = world()
+        if not place.leader:  # encode this rank's shards quietly; rank 0 reports
+            run_suite(config, world=place)
+            return
         with _rich_progress() as progress_factory:
-            finished = run_suite(config, progress=progress_factory,
-                                 on_result=lambda r: console.print(_done_line(r)))
+            finished = run_suite(config, progress=progress_factory, on_result=lambda r: console.print(_done_line(r)),
+                                 world=place)
     except LlaraBenchError as exc:
         _fail(exc)
     console.print(comparison_table(finished.results, config.suite.measures))

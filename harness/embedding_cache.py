@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Callable
@@ -72,7 +72,6 @@ class CorpusEmbeddings:
     reused_items: int = 0  # from shards a previous run finished
     tokens: int = 0  # this run
     padded_tokens: int = 0
-    original: dict = field(default_factory=dict)  # seconds/items/tokens summed over every shard, as encoded
 
     @property
     def embedding_bytes(self) -> int:
@@ -80,9 +79,10 @@ class CorpusEmbeddings:
 
 
 def encode_corpus(encoder, texts: list[str], titles: list[str], folder: Path, key: dict, *,
-                  rows_per_shard: int = DEFAULT_SHARD_ROWS, progress: Callable[[int], None] = lambda n: None
-                  ) -> CorpusEmbeddings:
-    """Encode the corpus into ``folder`` shard by shard, skipping shards that are already there."""
+                  rows_per_shard: int = DEFAULT_SHARD_ROWS, progress: Callable[[int], None] = lambda n: None,
+                  owns: Callable[[int], bool] = lambda shard: True) -> CorpusEmbeddings:
+    """Encode the corpus into ``folder`` shard by shard, skipping shards that are already there and, in a
+    distributed run, shards another rank ``owns``."""
     dim = encoder.meta.dimension
     if dim is None:  # an encoder that does not declare it: learn it from one text
         dim = encoder.encode(texts[:1], "passage", titles=titles[:1]).vectors.shape[1]
@@ -96,6 +96,8 @@ def encode_corpus(encoder, texts: list[str], titles: list[str], folder: Path, ke
             out.reused_items += len(rows)
             progress(len(rows))
             continue
+        if not owns(shard):
+            continue
         start = time.perf_counter()
         encoded = encoder.encode(texts[rows.start:rows.stop], "passage", titles=titles[rows.start:rows.stop],
                                  progress=progress)
@@ -107,9 +109,15 @@ def encode_corpus(encoder, texts: list[str], titles: list[str], folder: Path, ke
         out.encoded_items += len(rows)
         out.tokens += encoded.n_tokens or 0
         out.padded_tokens += encoded.n_padded_tokens or 0
-    totals = [json.loads(_stats_path(store, s).read_text()) for s in range(layout.n_shards)]
-    out.original = {k: sum(t[k] or 0 for t in totals) for k in ("seconds", "items", "tokens", "padded_tokens")}
     return out
+
+
+def as_encoded(store: EmbeddingStore) -> dict:
+    """seconds, items, tokens and padded tokens summed over every shard, as measured when it was encoded."""
+    if not store.complete():
+        raise RuntimeError(f"embedding shards {store.missing()} of {store.folder} were not written (did a rank fail?)")
+    totals = [json.loads(_stats_path(store, s).read_text()) for s in range(store.layout.n_shards)]
+    return {k: sum(t[k] or 0 for t in totals) for k in ("seconds", "items", "tokens", "padded_tokens")}
 
 
 def _stats_path(store: EmbeddingStore, shard: int) -> Path:

@@ -18,7 +18,8 @@ from harness.encoders_file import load_models_files
 from harness.errors import ConfigError, UnknownNameError
 from harness.metrics import evaluate, relevance_for_metrics
 from harness.provenance import provenance
-from harness.embedding_cache import DEFAULT_SHARD_ROWS, cache_folder, cache_key, encode_corpus
+from harness.distributed import SINGLE, World
+from harness.embedding_cache import DEFAULT_SHARD_ROWS, as_encoded, cache_folder, cache_key, encode_corpus
 from harness.search import SEARCH_MODES, Hits, Run, build_index, plan_search, search_backend, search_index, search_store
 from harness.suites import DatasetEntry, Suite
 from harness.timing import PhaseTimer, PhaseTiming
@@ -84,13 +85,17 @@ def select_entries(config: RunConfig) -> list[DatasetEntry]:
 
 
 def run_suite(config: RunConfig, progress: ProgressFactory = _no_progress,
-              on_result: Callable[[dict], None] | None = None) -> SuiteRun:
+              on_result: Callable[[dict], None] | None = None, world: World = SINGLE) -> SuiteRun:
+    """Every model on every dataset. Under torchrun (``world``), every rank encodes its share of the corpus
+    shards and rank 0 does the rest; the other ranks return a SuiteRun with no results."""
     suite = config.suite
+    if world.size > 1 and not config.embedding_cache:
+        raise ConfigError("a distributed run shares corpus embeddings through the cache: drop --no-embedding-cache")
     load_models_files(config.models_files)
     model_entries = [REGISTRY.get(name) for name in (config.models or suite.models)]  # fail fast on a typo
     entries = select_entries(config)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir = config.output / f"{results.slug(suite.name)}-{stamp}-{uuid.uuid4().hex[:6]}"
+    run_dir = world.broadcast(config.output / f"{results.slug(suite.name)}-{stamp}-{uuid.uuid4().hex[:6]}")
     baseline = suite.baseline if suite.baseline in [e.name for e in model_entries] else None
     run = SuiteRun(run_dir, baseline)
     written: list[str] = []
@@ -98,14 +103,17 @@ def run_suite(config: RunConfig, progress: ProgressFactory = _no_progress,
     for model_entry in model_entries:
         load_timer = PhaseTimer()
         with load_timer.phase("load"):
-            encoder = _load_encoder(model_entry, config)
+            encoder = _load_encoder(model_entry, config, world)
         for entry in entries:
             if entry.spec not in datasets:
                 start = time.perf_counter()
                 datasets[entry.spec] = (load_dataset(entry.spec, config.data_root), time.perf_counter() - start)
             dataset, load_seconds = datasets[entry.spec]
-            result, ranked = evaluate_pair(encoder, model_entry, dataset, entry, config,
-                                           load_timer.phases["load"], progress)
+            pair = evaluate_pair(encoder, model_entry, dataset, entry, config, load_timer.phases["load"], progress,
+                                 world)
+            if pair is None:
+                continue
+            result, ranked = pair
             result["dataset"]["load_seconds"] = load_seconds
             result["run_id"] = run_dir.name
             json_path, trec_path = results.result_paths(run_dir, model_entry.name, entry.name)
@@ -117,17 +125,21 @@ def run_suite(config: RunConfig, progress: ProgressFactory = _no_progress,
             run.results.append(result)
             if on_result:
                 on_result(result)
+    if not world.leader:
+        return run
     results.write_json(run_dir / "run.json", {
         "schema_version": results.SCHEMA_VERSION, "run_id": run_dir.name, "suite": suite.name,
         "baseline": run.baseline, "config": config.to_dict(), "results": written})
     return run
 
 
-def _load_encoder(entry: ModelEntry, config: RunConfig):
+def _load_encoder(entry: ModelEntry, config: RunConfig, world: World = SINGLE):
     overrides: dict[str, Any] = {}
     if entry.meta.kind == "dense":
         if config.device:
             overrides["device"] = config.device
+        elif world.size > 1 and _cuda_available():
+            overrides["device"] = f"cuda:{world.local_rank}"  # one GPU per rank
         if config.batch_size:
             overrides["batch_size"] = config.batch_size
         if config.token_budget:
@@ -137,9 +149,16 @@ def _load_encoder(entry: ModelEntry, config: RunConfig):
     return entry.load(**overrides)
 
 
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def evaluate_pair(encoder, model_entry: ModelEntry, dataset: Dataset, entry: DatasetEntry, config: RunConfig,
-                  load_timing: PhaseTiming, progress: ProgressFactory) -> tuple[dict, Run]:
-    """Run one (model, dataset) pair: (the result dict, the ranked lists)."""
+                  load_timing: PhaseTiming, progress: ProgressFactory, world: World = SINGLE
+                  ) -> tuple[dict, Run] | None:
+    """Run one (model, dataset) pair: (the result dict, the ranked lists); None on ranks other than 0."""
     suite = config.suite
     split = dataset.split(entry.split)
     top_k = config.top_k or entry.top_k
@@ -151,6 +170,8 @@ def evaluate_pair(encoder, model_entry: ModelEntry, dataset: Dataset, entry: Dat
     timer.phases["load"] = load_timing
     label = f"{model_entry.name} · {entry.name}"
     if isinstance(encoder, LexicalRetriever):
+        if not world.leader:
+            return None
         with timer.phase("index") as phase:
             tokens = encoder.index(corpus.ids, corpus.texts, corpus.titles)
             phase.count(items=len(corpus), tokens=tokens)
@@ -161,44 +182,11 @@ def evaluate_pair(encoder, model_entry: ModelEntry, dataset: Dataset, entry: Dat
         backend = model_entry.meta.source
         embedding_info = None
     elif isinstance(encoder, DenseEncoder):
-        meta = encoder.meta.to_dict() | {"kwargs": model_entry.kwargs}
-        key = cache_key(meta, dataset.corpus_fingerprint())
-        folder = cache_folder(key) if config.embedding_cache else Path(tempfile.mkdtemp(prefix="llara-bench-emb-"))
-        try:
-            with timer.phase("encode_corpus") as phase:
-                embedded = encode_corpus(encoder, corpus.texts, corpus.titles, folder, key,
-                                         rows_per_shard=config.shard_rows,
-                                         progress=progress(f"{label}: encode corpus", len(corpus)))
-                phase.count(items=embedded.encoded_items, tokens=embedded.tokens, padded_tokens=embedded.padded_tokens)
-            with timer.phase("encode_queries") as phase:
-                q_out = encoder.encode(query_texts, "query",
-                                       progress=progress(f"{label}: encode queries", len(query_ids)))
-                phase.count(items=len(query_ids), tokens=q_out.n_tokens, padded_tokens=q_out.n_padded_tokens)
-            plan = plan_search(embedded.embedding_bytes, len(query_ids), depth, embedded.store.layout.dim,
-                               config.memory_budget, config.search_mode)
-            if plan["mode"] == "in-memory":
-                with timer.phase("index") as phase:
-                    index = build_index(embedded.store.load())
-                    phase.count(items=len(corpus))
-                with timer.phase("search") as phase:
-                    hits = search_index(index, q_out.vectors, corpus.ids, depth)
-                    phase.count(items=len(query_ids))
-                backend = search_backend()
-            else:
-                why = ("asked for with --search-mode" if config.search_mode != "auto" else
-                       f"the index, {plan['index_bytes'] / 2**30:.2f} GiB, would not fit in the memory budget of "
-                       f"{plan['budget_bytes'] / 2**30:.2f} GiB")
-                log.warning("%s: searching the embedding shards one block at a time (shard-and-merge): %s", label, why)
-                with timer.phase("search") as phase:
-                    hits = search_store(q_out.vectors, embedded.store, corpus.ids, depth, plan["budget_bytes"])
-                    phase.count(items=len(query_ids))
-                backend = "faiss knn, shard-and-merge on CPU"
-        finally:
-            if not config.embedding_cache:
-                shutil.rmtree(folder, ignore_errors=True)
-        embedding_info = {"folder": str(folder) if config.embedding_cache else None, "key": key,
-                          "encoded_items": embedded.encoded_items, "reused_items": embedded.reused_items,
-                          "as_encoded": embedded.original, "plan": plan}
+        found = _dense_search(encoder, model_entry, dataset, query_ids, query_texts, depth, config, timer, label,
+                              progress, world)
+        if found is None:  # a rank other than 0 in a distributed run: its shards are written, nothing else
+            return None
+        hits, backend, embedding_info = found
     else:
         raise TypeError(f"encoder {model_entry.name!r} ({type(encoder).__name__}) is neither a DenseEncoder "
                         "(encode) nor a LexicalRetriever (index, search)")
@@ -231,6 +219,55 @@ def evaluate_pair(encoder, model_entry: ModelEntry, dataset: Dataset, entry: Dat
         "provenance": provenance(config.to_dict()),
         "examples": examples(split.queries, corpus, ranked),
     }, ranked
+
+
+def _dense_search(encoder, model_entry: ModelEntry, dataset: Dataset, query_ids, query_texts, depth: int,
+                  config: RunConfig, timer: PhaseTimer, label: str, progress: ProgressFactory, world: World):
+    """Corpus embeddings through the cache (this rank's shards), then, on rank 0, the queries and the search
+    (in memory when the index fits the budget, else shard-and-merge): (hits, backend, embeddings info)."""
+    corpus = dataset.corpus
+    key = cache_key(encoder.meta.to_dict() | {"kwargs": model_entry.kwargs}, dataset.corpus_fingerprint())
+    folder = cache_folder(key) if config.embedding_cache else Path(tempfile.mkdtemp(prefix="llara-bench-emb-"))
+    try:
+        with timer.phase("encode_corpus") as phase:
+            mine = encode_corpus(encoder, corpus.texts, corpus.titles, folder, key, rows_per_shard=config.shard_rows,
+                                 progress=progress(f"{label}: encode corpus", len(corpus)), owns=world.owns)
+            world.barrier()  # every rank's shards are written
+            ranks = world.gather((mine.encoded_items, mine.tokens, mine.padded_tokens))
+            encoded, tokens, padded = (sum(r[i] for r in ranks) for i in range(3))
+            phase.count(items=encoded, tokens=tokens, padded_tokens=padded)
+        if not world.leader:
+            return None
+        store = mine.store
+        with timer.phase("encode_queries") as phase:
+            q_out = encoder.encode(query_texts, "query", progress=progress(f"{label}: encode queries", len(query_ids)))
+            phase.count(items=len(query_ids), tokens=q_out.n_tokens, padded_tokens=q_out.n_padded_tokens)
+        plan = plan_search(mine.embedding_bytes, len(query_ids), depth, store.layout.dim, config.memory_budget,
+                           config.search_mode)
+        if plan["mode"] == "in-memory":
+            with timer.phase("index") as phase:
+                index = build_index(store.load())
+                phase.count(items=len(corpus))
+            with timer.phase("search") as phase:
+                hits = search_index(index, q_out.vectors, corpus.ids, depth)
+                phase.count(items=len(query_ids))
+            backend = search_backend()
+        else:
+            why = ("asked for with --search-mode" if config.search_mode != "auto" else
+                   f"the index, {plan['index_bytes'] / 2**30:.2f} GiB, would not fit in the memory budget of "
+                   f"{plan['budget_bytes'] / 2**30:.2f} GiB")
+            log.warning("%s: searching the embedding shards one block at a time (shard-and-merge): %s", label, why)
+            with timer.phase("search") as phase:
+                hits = search_store(q_out.vectors, store, corpus.ids, depth, plan["budget_bytes"])
+                phase.count(items=len(query_ids))
+            backend = "faiss knn, shard-and-merge on CPU"
+        info = {"folder": str(folder) if config.embedding_cache else None, "key": key, "encoded_items": encoded,
+                "reused_items": len(corpus) - encoded, "as_encoded": as_encoded(store), "plan": plan,
+                "encoded_by_rank": [r[0] for r in ranks]}
+    finally:
+        if not config.embedding_cache:
+            shutil.rmtree(folder, ignore_errors=True)
+    return hits, backend, info
 
 
 EXAMPLE_CHARS = 300  # of a top document's text kept in the result, for the report's per-query view

@@ -19,7 +19,7 @@ from harness.suites import load_suite
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
-    return run_suite(RunConfig(suite=load_suite("smoke"), output=out))
+    return run_suite(RunConfig(suite=load_suite("smoke"), output=out, embedding_cache=False))  # timings of a real encode
 
 
 def test_smoke_writes_valid_results_for_every_pair(smoke_run):

@@ -16,13 +16,13 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from harness.embedding_store import EmbeddingStore, StoreLayout
+from harness.provenance import library_versions
 from harness.results import write_atomic
 from models.cache import cache_root
 
@@ -42,12 +42,7 @@ def cache_key(meta: dict, corpus_fingerprint: str) -> dict:
     """What a corpus's embeddings under this encoder depend on (``meta``: the loaded encoder's metadata,
     with the registry entry's ``kwargs``)."""
     resolved = {k: v for k, v in (meta.get("extra") or {}).get("resolved", {}).items() if k != "device"}
-    versions = {}
-    for name in KEY_LIBRARIES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
+    versions = {k: v for k, v in library_versions().items() if k in KEY_LIBRARIES}
     kwargs = meta.get("kwargs") or {}
     folders = [resolved.get("model"), kwargs.get("model_path"), meta.get("source")]
     return json.loads(json.dumps({  # JSON-normal (tuples become lists), as the manifest stores it

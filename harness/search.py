@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -41,27 +42,76 @@ def faiss_gpus() -> int:
     return faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
 
 
-def search_backend(use_gpu: bool | None = None) -> str:
-    gpus = faiss_gpus()
-    if use_gpu is None:
-        use_gpu = gpus > 0
-    return f"faiss IndexFlatIP on {gpus} GPU(s)" if use_gpu and gpus else "faiss IndexFlatIP on CPU"
+def gpu_free_bytes() -> list[int]:
+    """Free memory of each GPU faiss sees (none on a CPU build of faiss; torch reads it)."""
+    if faiss_gpus() == 0:
+        return []
+    import torch
+
+    return [torch.cuda.mem_get_info(i)[0] for i in range(torch.cuda.device_count())]
 
 
-def build_index(doc_vectors: np.ndarray, *, use_gpu: bool | None = None):
-    """A flat (exact) inner-product index holding `doc_vectors`; on every GPU faiss sees, if any."""
+def search_backend(on_gpu: bool = False, *, shard: bool = True, fp16: bool = False) -> str:
+    storage = "float16" if fp16 else "float32"
+    if on_gpu:
+        spread = "sharded across" if shard else "replicated on"
+        return f"faiss IndexFlatIP ({storage}) {spread} {faiss_gpus()} GPU(s)"
+    return f"faiss {'IndexScalarQuantizer fp16' if fp16 else 'IndexFlatIP'} ({storage}) on CPU"
+
+
+def empty_index(dim: int, *, use_gpu: bool | None = None, shard: bool = True, fp16: bool = False):
+    """An exact inner-product index: on every GPU faiss sees (``shard``: the rows split across them, else a
+    full copy on each; ``fp16``: vectors stored as float16), or on the CPU (``fp16``: a float16 scalar
+    quantiser, scanned exhaustively). ``use_gpu`` None: GPU when faiss sees one."""
     import faiss
 
-    vectors = np.ascontiguousarray(doc_vectors, dtype=np.float32)
-    if vectors.ndim != 2:
-        raise ValueError(f"expected a 2-d array of document vectors, got shape {vectors.shape}")
-    index = faiss.IndexFlatIP(vectors.shape[1])
-    if (use_gpu is None or use_gpu) and faiss_gpus() > 0:
-        index = faiss.index_cpu_to_all_gpus(index)
-    elif use_gpu:
+    gpus = faiss_gpus()
+    if use_gpu and not gpus:
         raise RuntimeError("GPU search requested but faiss sees no GPU (install the 'gpu' extra on a GPU machine)")
-    index.add(vectors)
+    if gpus and use_gpu is not False:
+        options = faiss.GpuMultipleClonerOptions()
+        options.shard = shard
+        options.useFloat16 = fp16
+        return faiss.index_cpu_to_all_gpus(faiss.IndexFlatIP(dim), co=options)
+    if fp16:
+        return faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
+    return faiss.IndexFlatIP(dim)
+
+
+def build_index(doc_vectors: np.ndarray, **options):
+    """An index (see `empty_index`) holding `doc_vectors`."""
+    if doc_vectors.ndim != 2:
+        raise ValueError(f"expected a 2-d array of document vectors, got shape {doc_vectors.shape}")
+    return index_blocks([(0, doc_vectors)], doc_vectors.shape[1], **options)
+
+
+def index_blocks(blocks: Iterable[tuple[int, np.ndarray]], dim: int, **options):
+    """An index (see `empty_index`) filled block by block ``(first row, vectors)``, so the vectors are never
+    held twice: peak memory is the index plus one block."""
+    index = empty_index(dim, **options)
+    for _, block in blocks:
+        index.add(np.ascontiguousarray(block, dtype=np.float32))
     return index
+
+
+LATENCY_SAMPLE = 100  # queries searched one at a time for the latency percentiles
+
+
+def latency_ms(search_one: Callable[[int], object], n_queries: int, sample: int = LATENCY_SAMPLE) -> dict | None:
+    """Per-query latency: up to ``sample`` queries, evenly spread over the set, each searched on its own
+    (``search_one(i)``), after one warm-up; milliseconds at the 50th, 90th and 99th percentiles."""
+    if n_queries == 0:
+        return None
+    picks = np.unique(np.linspace(0, n_queries - 1, min(sample, n_queries)).astype(int))
+    search_one(int(picks[0]))
+    times = []
+    for i in picks:
+        start = time.perf_counter()
+        search_one(int(i))
+        times.append(1000 * (time.perf_counter() - start))
+    p50, p90, p99 = np.percentile(times, [50, 90, 99])
+    return {"queries": len(times), "p50": float(p50), "p90": float(p90), "p99": float(p99),
+            "mean": float(np.mean(times))}
 
 
 def search_index(index, query_vectors: np.ndarray, doc_ids: Sequence[str], k: int,
@@ -79,8 +129,8 @@ def search_index(index, query_vectors: np.ndarray, doc_ids: Sequence[str], k: in
 
 
 def exact_search(query_vectors: np.ndarray, doc_vectors: np.ndarray, doc_ids: Sequence[str], k: int,
-                 *, use_gpu: bool | None = None) -> Hits:
-    return search_index(build_index(doc_vectors, use_gpu=use_gpu), query_vectors, doc_ids, k)
+                 **options) -> Hits:
+    return search_index(build_index(doc_vectors, **options), query_vectors, doc_ids, k)
 
 
 def search_blocks(query_vectors: np.ndarray, blocks: Iterable[tuple[int, np.ndarray]], doc_ids: Sequence[str],
@@ -142,23 +192,35 @@ def search_store(query_vectors: np.ndarray, store, doc_ids: Sequence[str], k: in
     return search_blocks(query_vectors, store.blocks(rows), doc_ids, k)
 
 
-def plan_search(embedding_bytes: int, n_queries: int, k: int, dim: int, budget_bytes: int | None = None,
-                mode: str = "auto", used_bytes: int | None = None) -> dict:
-    """In-memory flat index when it fits the budget (default: what this process uses plus half the memory
-    available now), else shard-and-merge; ``mode`` forces one. In memory, the vectors are held twice while
-    the index is built (read, then added)."""
+def plan_search(n_docs: int, dim: int, n_queries: int, k: int, budget_bytes: int | None = None,
+                mode: str = "auto", *, fp16: bool = False, shard: bool = True, block_rows: int = 0,
+                used_bytes: int | None = None, gpu_free: Sequence[int] | None = None) -> dict:
+    """Where and how to search: on the GPUs faiss sees when the index fits them (sharded: each holds its
+    share; replicated: each holds it all), else on the CPU in memory when it fits the budget (default:
+    what this process uses plus half the memory available now), else shard-and-merge on the CPU; ``mode``
+    forces in-memory or shard-and-merge. In memory, the index is filled one block of ``block_rows`` rows
+    at a time, so the peak is the index plus one block."""
     import psutil
 
     if mode not in SEARCH_MODES:
         raise ValueError(f"search mode {mode!r}: expected one of {', '.join(SEARCH_MODES)}")
+    gpu_free = gpu_free_bytes() if gpu_free is None else list(gpu_free)
     used = psutil.Process().memory_info().rss if used_bytes is None else used_bytes
     if budget_bytes is None:
         budget_bytes = used + psutil.virtual_memory().available // 2
-    needed = used + 2 * embedding_bytes + n_queries * (dim * 4 + 6 * k * 12) + FAISS_WORKSPACE_BYTES
+    embedding_bytes = n_docs * dim * 4  # float32, as stored
+    index_bytes = n_docs * dim * (2 if fp16 else 4)
+    per_gpu = -(-index_bytes // len(gpu_free)) if gpu_free and shard else index_bytes
+    search_bytes = n_queries * (dim * 4 + 6 * k * 12) + FAISS_WORKSPACE_BYTES
+    needed = used + index_bytes + min(block_rows or n_docs, n_docs) * dim * 4 + search_bytes
+    on_gpu = bool(gpu_free) and mode != "shard-and-merge" and per_gpu + search_bytes <= GPU_HEADROOM * min(gpu_free)
     if mode == "auto":
-        mode = "in-memory" if needed <= budget_bytes else "shard-and-merge"
-    return {"mode": mode, "index_bytes": embedding_bytes, "budget_bytes": int(budget_bytes),
-            "estimated_in_memory_peak_bytes": int(needed)}
+        mode = "in-memory" if on_gpu or needed <= budget_bytes else "shard-and-merge"
+    return {"mode": mode, "device": "gpu" if on_gpu else "cpu", "gpus": len(gpu_free) if on_gpu else 0,
+            "gpu_sharded": shard if on_gpu else None, "fp16": fp16, "embedding_bytes": embedding_bytes,
+            "index_bytes": index_bytes, "index_bytes_per_gpu": per_gpu if on_gpu else None,
+            "budget_bytes": int(budget_bytes), "estimated_in_memory_peak_bytes": int(needed)}
 
 
+GPU_HEADROOM = 0.9  # of a GPU's free memory the index and search buffers may take
 SEARCH_MODES = ("auto", "in-memory", "shard-and-merge")

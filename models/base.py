@@ -97,6 +97,14 @@ class ModelMeta:
         d["contract"] = self.contract.to_dict() if self.contract else None
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelMeta":
+        """The inverse of `to_dict` (also after a JSON round trip, which turns tuples into lists)."""
+        contract = d.get("contract")
+        if contract is not None:
+            contract = EncodingContract(**{**contract, "special_tokens": tuple(contract["special_tokens"])})
+        return cls(**{**d, "contract": contract})
+
 
 @dataclass
 class EncodeOutput:

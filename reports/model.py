@@ -63,6 +63,9 @@ class TimingRow:
     tokens_per_second: float | None
     padding: float | None  # share of the encoded tokens that were padding
     query_ms: float | None  # query encoding and search, per query
+    search_qps: float | None  # batched search
+    search_p50_ms: float | None  # one query searched alone (sampled)
+    search_p99_ms: float | None
     peak_rss: int
     peak_gpu: int | None
 
@@ -174,11 +177,13 @@ class Report:
             query_seconds = sum(t[p]["seconds"] for p in ("encode_queries", "search") if p in t)
             n_queries = r["dataset"]["n_queries"]
             gpu = [p["peak_gpu_bytes"] for p in t.values() if p.get("peak_gpu_bytes")]
+            latency = r["search"].get("latency_ms") or {}
             rows.append(TimingRow(
                 model=m, dataset=d, seconds=self.phase_seconds(m, d), docs_per_second=docs_per_second,
                 tokens_per_second=tokens_per_second,
                 padding=(padded - tokens) / padded if padded else None,
                 query_ms=1000 * query_seconds / n_queries if n_queries else None,
+                search_qps=r["search"].get("qps"), search_p50_ms=latency.get("p50"), search_p99_ms=latency.get("p99"),
                 peak_rss=max(p["peak_rss_bytes"] for p in t.values()), peak_gpu=max(gpu) if gpu else None))
         return rows
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -37,11 +38,17 @@ def test_rerun_reuses_every_shard_and_scores_the_same(tmp_path, cache):
     assert (first["embeddings"]["encoded_items"], first["embeddings"]["reused_items"]) == (235, 0)
     assert (second["embeddings"]["encoded_items"], second["embeddings"]["reused_items"]) == (0, 235)
     assert second["embeddings"]["folder"] == first["embeddings"]["folder"]
-    assert sorted(p.name for p in (cache / "embeddings").glob("*/shard-*.npy")) == [
+    assert sorted(p.name for p in Path(first["embeddings"]["folder"]).glob("shard-*.npy")) == [
         "shard-00000.npy", "shard-00001.npy", "shard-00002.npy"]
     assert second["per_query"] == first["per_query"]
     assert second["embeddings"]["as_encoded"]["items"] == 235  # the original encoding's measurements
     assert second["timings"]["encode_corpus"]["items"] == 0
+    # the queries were cached too, so the rerun never loaded the model
+    assert (first["embeddings"]["queries_reused"], second["embeddings"]["queries_reused"]) == (False, True)
+    assert (first["embeddings"]["model_loaded"], second["embeddings"]["model_loaded"]) == (True, False)
+    assert "load" in first["timings"] and "load" not in second["timings"]
+    assert second["timings"]["encode_queries"]["items"] == 0
+    assert second["model"] == first["model"]  # the metadata as loaded, from the memo
 
 
 def test_no_cache_leaves_nothing_behind(tmp_path, cache):
@@ -119,10 +126,10 @@ def test_shard_and_merge_in_the_runner_scores_like_in_memory(tmp_path, cache):
 def test_plan_chooses_shard_and_merge_when_the_index_does_not_fit():
     gib = 2**30
     # LLaMA-2 on MS MARCO passage: 8,841,823 x 4096 float32 = 135 GiB of vectors
-    msmarco = plan_search(8_841_823 * 4096 * 4, 6980, 1000, 4096, budget_bytes=64 * gib, used_bytes=2 * gib)
-    assert msmarco["mode"] == "shard-and-merge"
-    small = plan_search(5183 * 384 * 4, 300, 1000, 384, budget_bytes=4 * gib, used_bytes=gib)
-    assert small["mode"] == "in-memory"
+    msmarco = plan_search(8_841_823, 4096, 6980, 1000, budget_bytes=64 * gib, used_bytes=2 * gib, gpu_free=[])
+    assert (msmarco["mode"], msmarco["embedding_bytes"]) == ("shard-and-merge", 8_841_823 * 4096 * 4)
+    small = plan_search(5183, 384, 300, 1000, budget_bytes=4 * gib, used_bytes=gib, gpu_free=[])
+    assert (small["mode"], small["device"]) == ("in-memory", "cpu")
     with pytest.raises(ValueError, match="search mode"):
         plan_search(1, 1, 1, 1, mode="gpu")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.search import Hits, build_index, exact_search, search_backend, search_index
+from harness.search import Hits, build_index, exact_search, latency_ms, plan_search, search_backend, search_index
 
 
 def numpy_topk(queries: np.ndarray, docs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -58,6 +58,74 @@ def test_cpu_backend_named_and_gpu_request_fails_clearly_without_gpu():
 
     if faiss.get_num_gpus() > 0:
         pytest.skip("a GPU is present")
-    assert search_backend() == "faiss IndexFlatIP on CPU"
+    assert search_backend() == "faiss IndexFlatIP (float32) on CPU"
     with pytest.raises(RuntimeError, match="faiss sees no GPU"):
         build_index(np.ones((2, 2), np.float32), use_gpu=True)
+
+
+@pytest.mark.parametrize("shard", [True, False])
+@pytest.mark.parametrize("fp16", [True, False])
+def test_gpu_index_is_cloned_to_all_gpus_with_the_sharding_and_fp16_options(monkeypatch, shard, fp16):
+    """faiss-cpu cannot run the GPU path here, so the clone call is intercepted: what reaches
+    index_cpu_to_all_gpus (a flat IP index, and the cloner options) is what the GPU build would receive.
+    faiss-cpu lacks GpuMultipleClonerOptions; a stand-in with its two fields (defaults false) is used."""
+    import faiss
+
+    class ClonerOptions:  # faiss/gpu/GpuClonerOptions.h: GpuMultipleClonerOptions
+        shard = False
+        useFloat16 = False
+
+    if not hasattr(faiss, "GpuMultipleClonerOptions"):
+        monkeypatch.setattr(faiss, "GpuMultipleClonerOptions", ClonerOptions, raising=False)
+    seen = {}
+
+    def clone(index, co=None, ngpu=-1):
+        seen.update(type=type(index).__name__, metric=index.metric_type, shard=co.shard, fp16=co.useFloat16)
+        return index
+
+    monkeypatch.setattr(faiss, "get_num_gpus", lambda: 2)
+    monkeypatch.setattr(faiss, "index_cpu_to_all_gpus", clone, raising=False)
+    index = build_index(np.eye(4, dtype=np.float32), shard=shard, fp16=fp16)
+    assert seen == {"type": "IndexFlatIP", "metric": faiss.METRIC_INNER_PRODUCT, "shard": shard, "fp16": fp16}
+    assert index.ntotal == 4
+    assert search_backend(True, shard=shard, fp16=fp16) == \
+        f"faiss IndexFlatIP ({'float16' if fp16 else 'float32'}) {'sharded across' if shard else 'replicated on'} 2 GPU(s)"
+
+
+def test_fp16_index_on_cpu_halves_memory_and_keeps_the_ranking():
+    import faiss
+
+    rng = np.random.default_rng(1)
+    docs = rng.standard_normal((2000, 64)).astype(np.float32)
+    docs /= np.linalg.norm(docs, axis=1, keepdims=True)
+    queries = docs[:50] + 0.3 * rng.standard_normal((50, 64)).astype(np.float32)
+    ids = [str(i) for i in range(2000)]
+    exact, half = exact_search(queries, docs, ids, 10), exact_search(queries, docs, ids, 10, fp16=True)
+    assert np.abs(exact.scores - half.scores).max() < 1e-2
+    assert [row[0] for row in half.doc_ids] == [row[0] for row in exact.doc_ids]
+    index = build_index(docs, fp16=True)
+    assert isinstance(index, faiss.IndexScalarQuantizer) and index.code_size == 64 * 2
+
+
+def test_latency_percentiles_time_each_sampled_query_alone():
+    calls = []
+    stats = latency_ms(calls.append, 1000, sample=50)
+    assert stats["queries"] == 50 and len(calls) == 51  # one warm-up
+    assert calls[1] == 0 and calls[-1] == 999 and len(set(calls[1:])) == 50
+    assert 0 <= stats["p50"] <= stats["p90"] <= stats["p99"]
+    assert latency_ms(calls.append, 0) is None
+
+
+def test_plan_puts_the_index_on_the_gpus_when_it_fits_them():
+    gib = 2**30
+    n, dim = 8_841_823, 4096  # LLaMA-2 on MS MARCO passage: 135 GiB float32, 67.5 GiB float16
+    plan = lambda **kw: plan_search(n, dim, 6980, 1000, 512 * gib, used_bytes=gib, **kw)  # noqa: E731
+    eight = plan(fp16=True, gpu_free=[79 * gib] * 8)
+    assert (eight["mode"], eight["device"], eight["gpus"]) == ("in-memory", "gpu", 8)
+    assert eight["index_bytes"] == n * dim * 2 and eight["index_bytes_per_gpu"] == -(-n * dim * 2 // 8)
+    assert plan(fp16=True, gpu_free=[39 * gib] * 8)["device"] == "gpu"  # 8.4 GiB on each 40 GB card
+    # a full float16 copy on each 40 GB card does not fit; nor does the float32 index on one 80 GB card
+    assert plan(fp16=True, shard=False, gpu_free=[39 * gib] * 8)["device"] == "cpu"
+    assert plan(gpu_free=[79 * gib])["device"] == "cpu"
+    assert plan(gpu_free=[])["device"] == "cpu"
+    assert plan(fp16=True, gpu_free=[79 * gib] * 8, mode="shard-and-merge")["device"] == "cpu"

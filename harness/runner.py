@@ -313,7 +313,8 @@ def _dense_search(encoder: LazyEncoder, model_entry: ModelEntry, dataset: Datase
             on_gpu = plan["device"] == "gpu"
             options = {"use_gpu": on_gpu, "shard": config.gpu_shard, "fp16": config.faiss_fp16}
             with timer.phase("index") as phase:
-                index = index_blocks(store.blocks(store.layout.rows_per_shard), store.layout.dim, **options)
+                index = index_blocks(store.blocks(store.layout.rows_per_shard), store.layout.dim, len(corpus),
+                                     **options)
                 phase.count(items=len(corpus))
             with timer.phase("search") as phase:
                 hits = search_index(index, queries, corpus.ids, depth)

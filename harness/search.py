@@ -82,13 +82,29 @@ def build_index(doc_vectors: np.ndarray, **options):
     """An index (see `empty_index`) holding `doc_vectors`."""
     if doc_vectors.ndim != 2:
         raise ValueError(f"expected a 2-d array of document vectors, got shape {doc_vectors.shape}")
-    return index_blocks([(0, doc_vectors)], doc_vectors.shape[1], **options)
+    return index_blocks([(0, doc_vectors)], doc_vectors.shape[1], len(doc_vectors), **options)
 
 
-def index_blocks(blocks: Iterable[tuple[int, np.ndarray]], dim: int, **options):
-    """An index (see `empty_index`) filled block by block ``(first row, vectors)``, so the vectors are never
-    held twice: peak memory is the index plus one block."""
+def index_blocks(blocks: Iterable[tuple[int, np.ndarray]], dim: int, n_rows: int | None = None, **options):
+    """An index (see `empty_index`) filled block by block ``(first row, vectors)``.
+
+    faiss's ``add`` grows the index's storage by reallocating it, so for a moment the old and the new
+    buffer both exist: twice the index. A CPU flat index of known size (``n_rows``) is instead allocated
+    once and each block copied into place, so the peak is the index plus one block."""
+    import faiss
+
     index = empty_index(dim, **options)
+    if n_rows is not None and type(index) is faiss.IndexFlatIP and hasattr(index.codes, "resize"):
+        index.codes.resize(n_rows * dim * 4)
+        rows = faiss.rev_swig_ptr(index.codes.data(), n_rows * dim * 4).view(np.float32).reshape(n_rows, dim)
+        filled = 0
+        for start, block in blocks:
+            rows[start:start + len(block)] = block
+            filled += len(block)
+        if filled != n_rows:
+            raise ValueError(f"the blocks held {filled} rows, expected {n_rows}")
+        index.ntotal = n_rows
+        return index
     for _, block in blocks:
         index.add(np.ascontiguousarray(block, dtype=np.float32))
     return index
@@ -199,7 +215,8 @@ def plan_search(n_docs: int, dim: int, n_queries: int, k: int, budget_bytes: int
     share; replicated: each holds it all), else on the CPU in memory when it fits the budget (default:
     what this process uses plus half the memory available now), else shard-and-merge on the CPU; ``mode``
     forces in-memory or shard-and-merge. In memory, the index is filled one block of ``block_rows`` rows
-    at a time, so the peak is the index plus one block."""
+    at a time, so the peak is the index plus one block (float16 storage is added through faiss, which
+    holds the old and the grown storage together for a moment: twice the index)."""
     import psutil
 
     if mode not in SEARCH_MODES:
@@ -212,7 +229,7 @@ def plan_search(n_docs: int, dim: int, n_queries: int, k: int, budget_bytes: int
     index_bytes = n_docs * dim * (2 if fp16 else 4)
     per_gpu = -(-index_bytes // len(gpu_free)) if gpu_free and shard else index_bytes
     search_bytes = n_queries * (dim * 4 + 6 * k * 12) + FAISS_WORKSPACE_BYTES
-    needed = used + index_bytes + min(block_rows or n_docs, n_docs) * dim * 4 + search_bytes
+    needed = used + index_bytes * (2 if fp16 else 1) + min(block_rows or n_docs, n_docs) * dim * 4 + search_bytes
     on_gpu = bool(gpu_free) and mode != "shard-and-merge" and per_gpu + search_bytes <= GPU_HEADROOM * min(gpu_free)
     if mode == "auto":
         mode = "in-memory" if on_gpu or needed <= budget_bytes else "shard-and-merge"

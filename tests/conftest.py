@@ -49,3 +49,65 @@ def smoke_run_dir(tmp_path_factory) -> Path:
     assert result.exit_code == 0, result.output
     (run_dir,) = out.iterdir()
     return run_dir
+
+
+# Searches an embedding store in a fresh process, so that its peak RSS (VmHWM: this process image's
+# peak; ru_maxrss would carry over the parent's across exec) is the search's alone.
+_SEARCH_CHILD = """
+import json, sys, time
+import numpy as np
+from harness.embedding_store import EmbeddingStore, StoreLayout
+from harness.search import index_blocks, search_index, search_store
+folder, layout, budget, mode, n_queries, k = sys.argv[1], json.loads(sys.argv[2]), *map(int, sys.argv[3:4]), \\
+    sys.argv[4], *map(int, sys.argv[5:7])
+store = EmbeddingStore(folder, StoreLayout(**layout))
+queries = np.random.default_rng(1).standard_normal((n_queries, layout["dim"])).astype(np.float32)
+ids = [str(i) for i in range(layout["n_rows"])]
+start = time.perf_counter()
+if mode == "shard-and-merge":
+    hits = search_store(queries, store, ids, k, budget)
+else:  # the runner's in-memory path: a flat index filled shard by shard
+    hits = search_index(index_blocks(store.blocks(layout["rows_per_shard"]), layout["dim"], layout["n_rows"],
+                                     use_gpu=False),
+                        queries, ids, k)
+seconds = time.perf_counter() - start
+peak = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(json.dumps({"seconds": seconds, "peak_rss": peak, "ids": hits.doc_ids, "scores": hits.scores.tolist()}))
+"""
+
+
+@pytest.fixture(scope="session")
+def search_in_child():
+    """search(store, budget_bytes, mode, n_queries=200, k=100) -> {seconds, peak_rss, ids, scores}, run in a
+    fresh Python process (mode: "shard-and-merge" or "in-memory")."""
+    import json
+    import subprocess
+    import sys
+
+    def search(store, budget: int, mode: str, n_queries: int = 200, k: int = 100) -> dict:
+        out = subprocess.run([sys.executable, "-c", _SEARCH_CHILD, str(store.folder),
+                              json.dumps(store.layout.__dict__), str(budget), mode, str(n_queries), str(k)],
+                             capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr[-3000:]
+        return json.loads(out.stdout)
+
+    return search
+
+
+def synthetic_store(folder: Path, n_rows: int, dim: int, rows_per_shard: int, seed: int = 0):
+    """An embedding store of standard-normal float32 vectors, written shard by shard."""
+    import numpy as np
+
+    from harness.embedding_store import EmbeddingStore, StoreLayout
+
+    layout = StoreLayout({"corpus": f"synthetic-{n_rows}x{dim}-{seed}"}, n_rows, dim, "float32", rows_per_shard)
+    store = EmbeddingStore(folder, layout)
+    rng = np.random.default_rng(seed)
+    for shard in store.missing():
+        store.write_shard(shard, rng.standard_normal((len(layout.shard_rows(shard)), dim), dtype=np.float32))
+    return store
+
+
+@pytest.fixture(scope="session")
+def make_synthetic_store():
+    return synthetic_store

@@ -59,6 +59,26 @@ def test_dense_result_has_timings_contract_and_provenance(smoke_run):
     assert p["libraries"]["faiss-cpu"] and p["libraries"]["ir_measures"] and p["hardware"]["cpu_count_logical"]
     assert dense["dataset"]["fingerprint"].startswith("sha256:")
     assert dense["search"]["backend"].startswith("faiss IndexFlatIP")
+    latency = dense["search"]["latency_ms"]
+    assert latency["queries"] == 40 and 0 < latency["p50"] <= latency["p90"] <= latency["p99"]
+    assert dense["search"]["qps"] == t["search"]["items_per_second"] > 0
+
+
+def test_memory_plan_is_made_before_the_run_and_recorded(smoke_run):
+    plan = {row["model"]: row for row in smoke_run.plan}
+    assert set(plan) == {"minilm", "tiny-llama"}  # dense models only
+    assert plan["minilm"]["embedding_bytes"] == 235 * 384 * 4 == plan["minilm"]["index_bytes"]
+    assert (plan["minilm"]["mode"], plan["minilm"]["device"]) == ("in-memory", "cpu")
+    assert json.loads((smoke_run.run_dir / "run.json").read_text())["plan"] == smoke_run.plan
+
+
+def test_cli_plan_only_prints_the_plan_and_runs_nothing(tmp_path):
+    out = CliRunner().invoke(app, ["run", "--suite", "smoke", "--plan-only", "--memory-budget-mib", "1",
+                                   "--faiss-fp16", "-o", str(tmp_path)], env={"COLUMNS": "160"})
+    assert out.exit_code == 0, out.output
+    assert "Memory plan" in out.output and "tiny-llama" in out.output and "235 × 64" in out.output
+    assert "shard-and-merge on CPU" in out.output and "fp16" in out.output  # 1 MiB fits nothing
+    assert not list(tmp_path.iterdir())
 
 
 def test_metrics_agree_with_the_trec_run_file(smoke_run):

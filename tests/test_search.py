@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.search import Hits, build_index, exact_search, latency_ms, plan_search, search_backend, search_index
+from harness.search import (Hits, build_index, exact_search, index_blocks, latency_ms, plan_search, search_backend,
+                            search_index)
 
 
 def numpy_topk(queries: np.ndarray, docs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -129,3 +130,21 @@ def test_plan_puts_the_index_on_the_gpus_when_it_fits_them():
     assert plan(gpu_free=[79 * gib])["device"] == "cpu"
     assert plan(gpu_free=[])["device"] == "cpu"
     assert plan(fp16=True, gpu_free=[79 * gib] * 8, mode="shard-and-merge")["device"] == "cpu"
+
+
+def test_index_filled_in_place_block_by_block_equals_one_add():
+    rng = np.random.default_rng(3)
+    docs = rng.standard_normal((1000, 16)).astype(np.float32)
+    queries = rng.standard_normal((20, 16)).astype(np.float32)
+    ids = [str(i) for i in range(1000)]
+    blocks = [(0, docs[:1]), (1, docs[1:377]), (377, docs[377:])]
+    filled = index_blocks(blocks, 16, 1000)
+    assert filled.ntotal == 1000
+    expected = search_index(build_index(docs), queries, ids, 50)
+    got = search_index(filled, queries, ids, 50)
+    assert got.doc_ids == expected.doc_ids
+    np.testing.assert_array_equal(got.scores, expected.scores)
+    added = index_blocks(blocks, 16)  # size unknown: through faiss's add
+    assert search_index(added, queries, ids, 50).doc_ids == expected.doc_ids
+    with pytest.raises(ValueError, match="held 377 rows, expected 1000"):
+        index_blocks(blocks[:2], 16, 1000)

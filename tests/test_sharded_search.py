@@ -3,11 +3,6 @@ and a peak RSS under the memory budget on a corpus four times the budget."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import textwrap
-
 import numpy as np
 import pytest
 
@@ -71,45 +66,15 @@ def test_budget_too_small_is_explained():
         block_rows_for_budget(100 * 2**20, 120 * 2**20, dim=768, n_queries=10, k=10)
 
 
-SEARCH = textwrap.dedent("""
-    import json, sys
-    import numpy as np
-    from harness.embedding_store import EmbeddingStore, StoreLayout
-    from harness.search import exact_search, search_store
-    folder, layout, budget, mode = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-    store = EmbeddingStore(folder, StoreLayout(**layout))
-    queries = np.random.default_rng(1).standard_normal((200, layout["dim"])).astype(np.float32)
-    ids = [str(i) for i in range(layout["n_rows"])]
-    if mode == "sharded":
-        hits = search_store(queries, store, ids, 100, budget)
-    else:
-        hits = exact_search(queries, store.load(), ids, 100, use_gpu=False)
-    # VmHWM: this process image's peak RSS (ru_maxrss would carry over the parent's peak across exec)
-    peak = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmHWM:"))
-    print(json.dumps({"peak_rss": peak,
-                      "ids": hits.doc_ids, "scores": hits.scores.tolist()}))
-""")
-
-
 @pytest.mark.slow
-def test_peak_rss_stays_under_the_budget_on_a_corpus_four_times_larger(tmp_path):
+def test_peak_rss_stays_under_the_budget_on_a_corpus_four_times_larger(tmp_path, make_synthetic_store,
+                                                                      search_in_child):
     budget = 320 * 2**20
-    dim, rows_per_shard = 384, 100_000
+    dim = 384
     n_rows = 4 * budget // (dim * 4) + 1000  # 1.25 GiB of float32 vectors
-    layout = StoreLayout({"corpus": "synthetic-4x"}, n_rows, dim, "float32", rows_per_shard)
-    store = EmbeddingStore(tmp_path, layout)
-    rng = np.random.default_rng(0)
-    for shard in store.missing():
-        rows = layout.shard_rows(shard)
-        store.write_shard(shard, rng.standard_normal((len(rows), dim), dtype=np.float32))
+    store = make_synthetic_store(tmp_path, n_rows, dim, rows_per_shard=100_000)
     assert sum(p.stat().st_size for p in tmp_path.glob("shard-*.npy")) >= 4 * budget
-
-    def run(mode):
-        out = subprocess.run([sys.executable, "-c", SEARCH, str(tmp_path), json.dumps(layout.__dict__),
-                              str(budget), mode], capture_output=True, text=True, check=True)
-        return json.loads(out.stdout)
-
-    sharded, in_memory = run("sharded"), run("in-memory")
+    sharded, in_memory = search_in_child(store, budget, "shard-and-merge"), search_in_child(store, budget, "in-memory")
     print(f"\npeak RSS: shard-and-merge {sharded['peak_rss'] / 2**20:.0f} MiB, in-memory flat "
           f"{in_memory['peak_rss'] / 2**20:.0f} MiB, budget {budget / 2**20:.0f} MiB, corpus "
           f"{n_rows * dim * 4 / 2**20:.0f} MiB")

@@ -43,3 +43,7 @@ def pytest_terminal_summary(terminalreporter, config):
                 verdict = f"{ratio:.2f}x faster" if ratio >= 1 else f"{1 / ratio:.2f}x slower"
                 terminalreporter.write_line(f"{name}: {cand.name} vs {base.name} (baseline) = {verdict} "
                                             f"({cand.stats.mean:.3f} s vs {base.stats.mean:.3f} s)")
+                peaks = cand.extra_info.get("peak_rss_mib"), base.extra_info.get("peak_rss_mib")
+                if all(peaks):
+                    terminalreporter.write_line(f"    peak RSS {peaks[0]:,.0f} MiB vs {peaks[1]:,.0f} MiB "
+                                                f"({peaks[1] / peaks[0]:.1f}x less)")

@@ -3,7 +3,7 @@
 The embedding cache key needs a dense encoder's metadata *as loaded* (the resolved folder and Hub commit,
 the contract with capped lengths, the dtype, the dimension). After a load it is memoised under the cache,
 keyed by everything the load depends on that is known beforehand: the registry entry (target, declared
-metadata, kwargs), the overrides (device, dtype, batch sizes), the device it would run on, library
+metadata, kwargs), the overrides (device, dtype, batch sizes), the GPUs the driver shows, library
 versions, the source of llara-bench's ``models`` package, and the files of each local folder the entry
 names. A memo is used only when what it describes cannot have moved: each folder it resolved to still
 has the same files (size and mtime), and none is a Hugging Face Hub snapshot unless HF_HUB_OFFLINE is
@@ -74,7 +74,7 @@ def _memo_path(entry: ModelEntry, overrides: dict[str, Any]) -> Path:
     named = [entry.meta.source, *entry.kwargs.values()]
     identity = {
         "entry": entry.name, "target": target, "meta": entry.meta.to_dict(), "kwargs": entry.kwargs,
-        "overrides": overrides, "device": overrides.get("device") or _default_device(),
+        "overrides": overrides, "device": overrides.get("device") or _visible_gpus(),
         "libraries": library_versions(), "models_package": _models_source_digest(),
         "folders": {str(v): folder_signature(v) for v in named if folder_signature(v) is not None},
     }
@@ -82,10 +82,13 @@ def _memo_path(entry: ModelEntry, overrides: dict[str, Any]) -> Path:
     return cache_root() / "embeddings" / "encoders" / f"{hashlib.sha256(blob).hexdigest()[:32]}.json"
 
 
-def _default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
+def _visible_gpus() -> dict:
+    """What decides the default device (cuda when torch sees a GPU), read without importing torch (which
+    takes longer than a whole cached rerun): the NVIDIA driver's GPUs and CUDA_VISIBLE_DEVICES. torch's
+    own build (CPU or CUDA) is in the library versions."""
+    driver = Path("/proc/driver/nvidia/gpus")
+    return {"nvidia_gpus": sorted(p.name for p in driver.iterdir()) if driver.is_dir() else [],
+            "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES")}
 
 
 def _models_source_digest() -> str:

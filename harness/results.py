@@ -57,7 +57,8 @@ def write_trec_run(path: Path, run: dict[str, dict[str, float]], tag: str) -> No
     for qid, docs in run.items():
         for rank, (doc_id, score) in enumerate(sorted(docs.items(), key=lambda kv: -kv[1]), start=1):
             lines.append(f"{qid} Q0 {doc_id} {rank} {score:.6f} {tag}\n")
-    write_atomic(path, gzip.compress("".join(lines).encode("utf-8"), compresslevel=6, mtime=0))
+    # level 1: five times faster than 6 on a run file, and 10% larger
+    write_atomic(path, gzip.compress("".join(lines).encode("utf-8"), compresslevel=1, mtime=0))
 
 
 def result_paths(run_dir: Path, model: str, dataset: str) -> tuple[Path, Path]:

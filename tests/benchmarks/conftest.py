@@ -43,6 +43,10 @@ def pytest_terminal_summary(terminalreporter, config):
                 verdict = f"{ratio:.2f}x faster" if ratio >= 1 else f"{1 / ratio:.2f}x slower"
                 terminalreporter.write_line(f"{name}: {cand.name} vs {base.name} (baseline) = {verdict} "
                                             f"({cand.stats.mean:.3f} s vs {base.stats.mean:.3f} s)")
+                figures = {k: cand.extra_info[k] for k in ("tokens_per_second", "tflops", "mfu")
+                           if cand.extra_info.get(k) is not None}
+                if figures:
+                    terminalreporter.write_line("    " + ", ".join(f"{k} {v:,}" for k, v in figures.items()))
                 peaks = cand.extra_info.get("peak_rss_mib"), base.extra_info.get("peak_rss_mib")
                 if all(peaks):
                     terminalreporter.write_line(f"    peak RSS {peaks[0]:,.0f} MiB vs {peaks[1]:,.0f} MiB "

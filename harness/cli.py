@@ -114,12 +114,13 @@ def plan_table(rows: list[dict]) -> Table:
     for name in ("model", "dataset", "docs × dim", "embeddings", "index", "search", "budget"):
         table.add_column(name, justify="left" if name in ("model", "dataset", "search") else "right")
     for r in rows:
+        names = (escape(r["model"]), escape(r["dataset"]))
         if not r["dim"]:
-            table.add_row(escape(r["model"]), escape(r["dataset"]), f"{r['n_docs']:,} × ?", "-", "-", "planned when loaded", "-")
+            table.add_row(*names, f"{r['n_docs']:,} × ?", "-", "-", "planned when loaded", "-")
             continue
         where = (f"GPU ×{r['gpus']}, {'sharded' if r['gpu_sharded'] else 'replicated'}" if r["device"] == "gpu"
                  else "CPU")
-        table.add_row(escape(r["model"]), escape(r["dataset"]), f"{r['n_docs']:,} × {r['dim']:,}", _gib(r["embedding_bytes"]),
+        table.add_row(*names, f"{r['n_docs']:,} × {r['dim']:,}", _gib(r["embedding_bytes"]),
                       _gib(r["index_bytes"]) + (" fp16" if r["fp16"] else ""), f"{r['mode']} on {where}",
                       _gib(r["budget_bytes"]))
     return table

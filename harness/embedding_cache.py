@@ -68,10 +68,6 @@ class CorpusEmbeddings:
     tokens: int = 0  # this run
     padded_tokens: int = 0
 
-    @property
-    def embedding_bytes(self) -> int:
-        return self.store.layout.n_rows * self.store.layout.dim * 4
-
 
 def encode_corpus(encoder, texts: list[str], titles: list[str] | None, folder: Path, key: dict, *,
                   role: str = "passage", rows_per_shard: int = DEFAULT_SHARD_ROWS,

@@ -89,8 +89,9 @@ def test_gpu_index_is_cloned_to_all_gpus_with_the_sharding_and_fp16_options(monk
     index = build_index(np.eye(4, dtype=np.float32), shard=shard, fp16=fp16)
     assert seen == {"type": "IndexFlatIP", "metric": faiss.METRIC_INNER_PRODUCT, "shard": shard, "fp16": fp16}
     assert index.ntotal == 4
+    spread = "sharded across" if shard else "replicated on"
     assert search_backend(True, shard=shard, fp16=fp16) == \
-        f"faiss IndexFlatIP ({'float16' if fp16 else 'float32'}) {'sharded across' if shard else 'replicated on'} 2 GPU(s)"
+        f"faiss IndexFlatIP ({'float16' if fp16 else 'float32'}) {spread} 2 GPU(s)"
 
 
 def test_fp16_index_on_cpu_halves_memory_and_keeps_the_ranking():

@@ -61,6 +61,8 @@ def run(
     gpu_shard: bool = typer.Option(True, "--gpu-shard/--gpu-replicate", help="On several GPUs, split the index "
                                    "across them (default) or put a full copy on each."),
     plan_only: bool = typer.Option(False, "--plan-only", help="Print the memory plan and stop."),
+    check: bool = typer.Option(False, "--check", help="Exit with status 1 when a score misses the suite's "
+                               "expected value by more than its tolerance (FAIL)."),
 ) -> None:
     """Run a suite: every model on every dataset, then print the comparison table and write the report.
 
@@ -89,11 +91,19 @@ def run(
     except LlaraBenchError as exc:
         _fail(exc)
     console.print(comparison_table(finished.results, config.suite.measures))
+    if finished.verdicts:
+        console.print(gate_table(finished.verdicts))
     console.print(f"Results in [bold]{escape(str(finished.run_dir))}[/]")
     if write_report:
         from reports import Options
 
         _write_report([finished.run_dir], finished.run_dir / "report.html", Options(baseline=finished.baseline))
+    if check:
+        from harness.gates import failed
+
+        if failed(finished.verdicts):
+            err_console.print("[bold red]check failed:[/] a score is outside its expected range (FAIL above)")
+            raise typer.Exit(code=1)
 
 
 def _done_line(r: dict) -> str:
@@ -123,6 +133,22 @@ def plan_table(rows: list[dict]) -> Table:
         table.add_row(*names, f"{r['n_docs']:,} × {r['dim']:,}", _gib(r["embedding_bytes"]),
                       _gib(r["index_bytes"]) + (" fp16" if r["fp16"] else ""), f"{r['mode']} on {where}",
                       _gib(r["budget_bytes"]))
+    return table
+
+
+GATE_STYLES = {"OK": "green", "OKish": "yellow", "FAIL": "bold red", "not run": "dim"}
+
+
+def gate_table(verdicts: list) -> Table:
+    """The suite's expected scores against this run's (Pyserini's OK / OKish / FAIL)."""
+    table = Table(title="Expected scores")
+    for name in ("model", "dataset", "metric", "expected", "got", "Δ", "tolerance", "", "source"):
+        table.add_column(name, justify="right" if name in ("expected", "got", "Δ", "tolerance") else "left")
+    for v in verdicts:
+        e = v.expectation
+        table.add_row(escape(e.model), escape(e.dataset), e.metric, f"{e.score:.4f}",
+                      "-" if v.got is None else f"{v.got:.4f}", "-" if v.delta is None else f"{v.delta:+.4f}",
+                      f"{e.tolerance:.4f}", f"[{GATE_STYLES[v.status]}]{v.status}[/]", escape(e.source or ""))
     return table
 
 

@@ -18,6 +18,7 @@ from harness import results
 from harness.datasets import Dataset, load_dataset
 from harness.encoders_file import load_models_files
 from harness.errors import ConfigError, UnknownNameError
+from harness.gates import Verdict, check
 from harness.metrics import evaluate, relevance_for_metrics
 from harness.provenance import provenance
 from harness.distributed import SINGLE, World
@@ -73,6 +74,7 @@ class SuiteRun:
     baseline: str | None = None  # the suite's baseline model, when it was run
     results: list[dict] = field(default_factory=list)
     plan: list[dict] = field(default_factory=list)  # the memory plan made before the run (see memory_plan)
+    verdicts: list[Verdict] = field(default_factory=list)  # the suite's expected-score gates, judged
 
 
 def _no_progress(description: str, total: int) -> Callable[[int], None]:
@@ -142,9 +144,11 @@ def run_suite(config: RunConfig, progress: ProgressFactory = _no_progress,
                 on_result(result)
     if not world.leader:
         return run
+    run.verdicts = check(suite.expected, run.results)
     results.write_json(run_dir / "run.json", {
         "schema_version": results.SCHEMA_VERSION, "run_id": run_dir.name, "suite": suite.name,
-        "baseline": run.baseline, "config": config.to_dict(), "plan": plan, "results": written})
+        "baseline": run.baseline, "config": config.to_dict(), "plan": plan, "results": written,
+        "gates": [asdict(v.expectation) | {"got": v.got, "status": v.status} for v in run.verdicts]})
     return run
 
 

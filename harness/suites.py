@@ -6,6 +6,7 @@ A dataset is one line (a spec string such as ``beir:scifact``) or a mapping with
       - beir:scifact
       - {spec: beir:arguana, drop_self_hits: true}
       - discover: beir-folders          # every BEIR folder under --data-root
+      - {discover: beir-folders, match: "msmarco*"}   # ... whose name matches a glob
     conventions:                         # applied by dataset name, also to discovered ones
       cranfield: {relevance_map: {1: 4, 2: 3, 3: 2, 4: 1, -1: 0}}
 
@@ -14,6 +15,7 @@ Errors name the suite file, the line and the field.
 
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -21,12 +23,14 @@ from typing import Any
 
 from harness.datasets import discover_beir_folders
 from harness.errors import ConfigError, UnknownNameError
+from harness.gates import DEFAULT_TOLERANCE, Expectation
 from harness.metrics import DEFAULT_MEASURES, parse_measures
 from harness.yamlfile import FieldReader, Mapping, load_yaml
 
 
 SUITE_KEYS = {"name", "description", "models", "baseline", "datasets", "measures", "main_metric", "split", "top_k",
-              "conventions"}
+              "conventions", "expected"}
+EXPECTED_KEYS = {"model", "dataset", "metric", "score", "tolerance", "source"}
 ENTRY_KEYS = {"spec", "name", "split", "top_k", "drop_self_hits", "relevance_map"}
 CONVENTION_KEYS = ENTRY_KEYS - {"spec", "name"}
 
@@ -53,8 +57,10 @@ class Suite:
     top_k: int
     datasets: list[DatasetEntry] = field(default_factory=list)
     discover: str | None = None  # "beir-folders": every BEIR folder under the data root
+    discover_match: list[str] = field(default_factory=list)  # globs of folder names (any; none: every folder)
     conventions: dict[str, dict[str, Any]] = field(default_factory=dict)
     baseline: str | None = None  # the model the report compares the others with (default: the first)
+    expected: list[Expectation] = field(default_factory=list)  # expected-score gates (harness.gates)
 
     def resolve_datasets(self, data_root: Path | None) -> list[DatasetEntry]:
         entries = list(self.datasets)
@@ -62,10 +68,12 @@ class Suite:
             if data_root is None:
                 raise ConfigError(f"suite {self.name!r} runs every BEIR folder under the data root: pass "
                                   "--data-root DIR (or set LLARA_BENCH_DATA_ROOT)")
-            names = discover_beir_folders(data_root)
+            globs = self.discover_match or ["*"]
+            names = [n for n in discover_beir_folders(data_root) if any(fnmatch.fnmatch(n, g) for g in globs)]
             if not names:
-                raise ConfigError(f"suite {self.name!r}: no BEIR folders (corpus.jsonl, queries.jsonl, qrels/) "
-                                  f"under {data_root}")
+                named = "" if globs == ["*"] else f" named {' or '.join(globs)}"
+                raise ConfigError(f"suite {self.name!r}: no BEIR folders{named} (corpus.jsonl, queries.jsonl, "
+                                  f"qrels/) under {data_root}")
             entries += [_entry(f"beir:{n}", {}, self, self.path) for n in names]
         return entries
 
@@ -127,9 +135,14 @@ def parse_suite(text: str, path: str) -> Suite:
         if isinstance(item, str):
             suite.datasets.append(_entry(item, {}, suite, where))
         elif isinstance(item, Mapping) and "discover" in item:
-            if item["discover"] != "beir-folders" or len(item) != 1:
-                raise ConfigError(f"{err.where(item, 'discover')}: expected 'discover: beir-folders' alone")
+            if item["discover"] != "beir-folders" or set(item) - {"discover", "match"}:
+                raise ConfigError(f"{err.where(item, 'discover')}: expected 'discover: beir-folders' alone, or with "
+                                  "'match: GLOB'")
+            if suite.discover and not suite.discover_match:
+                continue  # every folder is already discovered
             suite.discover = "beir-folders"
+            glob = err.string(item, "match", default=None)
+            suite.discover_match = suite.discover_match + [glob] if glob else []
         elif isinstance(item, Mapping):
             err.unknown_keys(item, ENTRY_KEYS)
             if "spec" not in item:
@@ -139,7 +152,37 @@ def parse_suite(text: str, path: str) -> Suite:
         else:
             raise ConfigError(f"{where}: each dataset must be a spec string (e.g. beir:scifact) or a mapping "
                               f"with 'spec'; got {item!r}")
+    suite.expected = _expectations(err, doc, suite)
     return suite
+
+
+def _expectations(err: FieldReader, doc: Mapping, suite: Suite) -> list[Expectation]:
+    raw = doc.get("expected")
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise ConfigError(f"{err.where(doc, 'expected')}: expected a list of {{model, dataset, metric, score, "
+                          "tolerance, source}} mappings")
+    out = []
+    for item, line in zip(raw, raw.lines):
+        if not isinstance(item, Mapping):
+            raise ConfigError(f"{suite.path}:{line}: expected a mapping with model, dataset, score (and metric, "
+                              f"tolerance, source); got {item!r}")
+        err.unknown_keys(item, EXPECTED_KEYS)
+        metric = err.string(item, "metric", default=suite.main_metric)
+        try:
+            metric = str(parse_measures([metric])[0])
+        except ConfigError as exc:
+            raise ConfigError(f"{err.where(item, 'metric')}: {exc}") from None
+        if metric not in suite.measures:
+            raise ConfigError(f"{err.where(item, 'metric')}: {metric!r} is not among the suite's measures "
+                              f"{suite.measures}")
+        out.append(Expectation(
+            model=err.string(item, "model", required=True), dataset=err.string(item, "dataset", required=True),
+            metric=metric, score=err.number(item, "score"),
+            tolerance=err.number(item, "tolerance", default=DEFAULT_TOLERANCE, minimum=0.0),
+            source=err.string(item, "source", default=None), where=f"{suite.path}:{line}"))
+    return out
 
 
 def _name_of(spec: str) -> str:

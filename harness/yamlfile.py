@@ -91,6 +91,15 @@ class FieldReader:
             raise ConfigError(f"{self.where(m, key)}: expected a positive integer, got {value!r}")
         return value
 
+    def number(self, m: Mapping, key: str, *, default: float | None = None, minimum: float = float("-inf")
+               ) -> float:
+        if key not in m and default is None:
+            raise ConfigError(f"{self.where(m, key)}: missing field {key!r} (a number)")
+        value = m.get(key, default)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < minimum:
+            raise ConfigError(f"{self.where(m, key)}: expected a number >= {minimum}, got {value!r}")
+        return float(value)
+
     def string_list(self, m: Mapping, key: str, *, required: bool = False, default: list[str] | None = None
                     ) -> list[str]:
         if key not in m:

@@ -55,6 +55,19 @@ def test_beir_local_suite_parses_with_conventions():
     assert suite.conventions["quora"] == {"drop_self_hits": True}
 
 
+def test_msmarco_local_discovers_only_msmarco_and_trec_dl_folders(tmp_path):
+    for name in ("msmarco-dl19-subset", "trec-dl-2020", "scifact"):
+        make_beir_folder(tmp_path / name)
+    suite = load_suite("msmarco-local")
+    assert suite.discover_match == ["msmarco*", "trec-dl*"]
+    assert [e.name for e in suite.resolve_datasets(tmp_path)] == ["msmarco-dl19-subset", "trec-dl-2020"]
+    assert suite.measures == ["nDCG@10", "R(rel=2)@1000", "RR(rel=2)@10", "AP(rel=2)"]
+    empty = tmp_path / "empty"
+    make_beir_folder(empty / "scifact")
+    with pytest.raises(ConfigError, match="no BEIR folders named msmarco\\* or trec-dl\\*"):
+        suite.resolve_datasets(empty)
+
+
 def test_beir_local_resolves_and_applies_conventions(tmp_path):
     for name in ("cranfield", "arguana", "scifact"):
         make_beir_folder(tmp_path / name)

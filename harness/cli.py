@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from harness.errors import LlaraBenchError
+from harness.errors import ConfigError, LlaraBenchError
 
 if TYPE_CHECKING:
     from reports import Options
@@ -104,6 +104,37 @@ def run(
         if failed(finished.verdicts):
             err_console.print("[bold red]check failed:[/] a score is outside its expected range (FAIL above)")
             raise typer.Exit(code=1)
+
+
+@app.command()
+def mteb(
+    task: Optional[list[str]] = typer.Option(None, "--task", "-t", help="MTEB retrieval task name (repeatable); "
+                                             "offline it is read from the Hugging Face datasets cache."),
+    folder: Optional[list[Path]] = typer.Option(None, "--folder", help="A local BEIR-layout folder, run as an MTEB "
+                                                "task (repeatable)."),
+    model: Optional[list[str]] = typer.Option(None, "--model", "-m", help="Dense encoder (repeatable); default "
+                                              "minilm."),
+    output: Path = typer.Option(Path("runs"), "--output", "-o", help="Parent folder of the run directory."),
+    write_report: bool = typer.Option(True, "--report/--no-report", help="Write report.html into the run directory."),
+) -> None:
+    """Run MTEB retrieval tasks through mteb.evaluate with registry encoders; the results are written as
+    llara-bench result files (the harness's measures over MTEB's rankings, and MTEB's own scores)."""
+    from harness.mteb_run import load_tasks, run_mteb
+
+    if not task and not folder:
+        _fail(ConfigError("name an MTEB task (--task) or a BEIR folder (--folder)"))
+    try:
+        finished = run_mteb(load_tasks(task or [], folder or []), model or ["minilm"], output,
+                            on_result=lambda r: console.print(_done_line(r) + f" [dim](MTEB main score "
+                                                              f"{r['mteb'].get('main_score', float('nan')):.4f})[/]"))
+    except LlaraBenchError as exc:
+        _fail(exc)
+    console.print(comparison_table(finished.results, ["nDCG@10", "RR@10", "R@100", "AP"]))
+    console.print(f"Results in [bold]{escape(str(finished.run_dir))}[/]")
+    if write_report:
+        from reports import Options
+
+        _write_report([finished.run_dir], finished.run_dir / "report.html", Options())
 
 
 def _done_line(r: dict) -> str:

@@ -11,8 +11,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pytest
+
+from harness import results
 
 from harness.embedding_cache import cache_folder, cache_key
 from harness.runner import RunConfig, run_suite
@@ -49,6 +52,7 @@ def test_rerun_reuses_every_shard_and_scores_the_same(tmp_path, cache):
     assert "load" in first["timings"] and "load" not in second["timings"]
     assert second["timings"]["encode_queries"]["items"] == 0
     assert second["model"] == first["model"]  # the metadata as loaded, from the memo
+    jsonschema.validate(second, results.schema())
 
 
 def test_no_cache_leaves_nothing_behind(tmp_path, cache):

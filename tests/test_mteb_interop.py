@@ -161,3 +161,40 @@ def test_minilm_ndcg_matches_mteb_evaluate_on_scifact(mteb, shared_data, tmp_pat
     print(f"\nscifact (depth {depth}): harness nDCG@10 {ours:.5f} in {harness_seconds:.0f} s, "
           f"mteb.evaluate {theirs:.5f} in {mteb_seconds:.0f} s, difference {abs(ours - theirs):.5f}")
     assert ours == pytest.approx(theirs, abs=0.002)
+
+
+def test_llara_bench_mteb_on_a_local_folder_matches_the_harness_own_run(mteb, smoke_run_dir, tmp_path, monkeypatch):
+    """`llara-bench mteb --folder` (what `tox -e mteb` runs): MTEB encodes and searches, the harness scores
+    MTEB's rankings into a schema-valid result, and nDCG@10 equals MTEB's own score and the harness's own run
+    of the same encoder on the same collection."""
+    import jsonschema
+    from importlib import resources
+
+    from typer.testing import CliRunner
+
+    from harness import results
+    from harness.cli import app
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with resources.as_file(resources.files("harness") / "data" / "smoke") as folder:
+        out = CliRunner().invoke(app, ["mteb", "--folder", str(folder), "-m", "minilm", "-o", str(tmp_path),
+                                       "--no-report"], env={"COLUMNS": "160"})
+    assert out.exit_code == 0, out.output
+    (run_dir,) = tmp_path.iterdir()
+    result = results.load_result(run_dir / "results" / "minilm" / "local-smoke.json")
+    jsonschema.validate(result, results.schema())
+    own = results.load_result(smoke_run_dir / "results" / "minilm" / "smoke.json")
+    assert result["dataset"]["fingerprint"] == own["dataset"]["fingerprint"]  # the same data, as MTEB loaded it
+    assert result["metrics"]["nDCG@10"] == pytest.approx(result["mteb"]["ndcg_at_10"], abs=1e-5)
+    assert result["metrics"]["nDCG@10"] == pytest.approx(own["metrics"]["nDCG@10"], abs=1e-4)
+    assert result["per_query"]["nDCG@10"] == pytest.approx(own["per_query"]["nDCG@10"], abs=1e-4)
+
+
+def test_llara_bench_mteb_refuses_lexical_models_and_no_task(mteb, tmp_path):
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+
+    assert "name an MTEB task" in CliRunner().invoke(app, ["mteb", "-o", str(tmp_path)]).output
+    out = CliRunner().invoke(app, ["mteb", "--folder", str(tmp_path), "-m", "bm25", "-o", str(tmp_path)])
+    assert out.exit_code == 2

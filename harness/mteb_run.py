@@ -1,0 +1,151 @@
+"""MTEB retrieval tasks run through ``mteb.evaluate`` with registry encoders, written as harness results.
+
+    llara-bench mteb -t SciFact -m minilm              # an MTEB task (online, or from the HF cache offline)
+    llara-bench mteb --folder ../shared/data/scifact   # a local BEIR folder as an MTEB task
+
+MTEB encodes and searches (its own exact search) and writes its result files under ``<run>/mteb``; its
+ranked lists (``prediction_folder``) are then scored by the harness's metrics over the task's own qrels,
+so that each result has the harness's measures, per-query scores (for the report's significance tests)
+and MTEB's scores beside them (``mteb``). The dataset fingerprint is computed from the data MTEB loaded.
+Needs the ``mteb`` extra.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+from harness import results
+from harness.datasets import Corpus, Dataset
+from harness.errors import ConfigError
+from harness.metrics import evaluate, relevance_for_metrics
+from harness.provenance import provenance
+from harness.runner import SuiteRun, examples
+from harness.timing import PhaseTimer
+from models import REGISTRY
+
+SUITE = {"name": "mteb", "path": "<llara-bench mteb>"}
+MEASURES = ["nDCG@10", "RR@10", "R@100", "R@1000", "AP"]
+MAIN_METRIC = "nDCG@10"
+
+
+def load_tasks(names: list[str], folders: list[Path]) -> list:
+    """MTEB tasks by name (``mteb.get_tasks``) and local BEIR folders (`harness.mteb_tasks`); retrieval only."""
+    try:
+        import mteb
+    except ImportError as exc:
+        raise ConfigError("llara-bench mteb needs mteb: pip install 'llara-bench[mteb]'") from exc
+    from harness.mteb_tasks import local_retrieval_task
+
+    tasks = list(mteb.get_tasks(tasks=names)) if names else []
+    missing = set(names) - {t.metadata.name for t in tasks}
+    if missing:
+        raise ConfigError(f"MTEB task(s) {', '.join(sorted(missing))} not found (mteb.get_tasks)")
+    for task in tasks:
+        if task.metadata.type != "Retrieval":
+            raise ConfigError(f"MTEB task {task.metadata.name!r} is a {task.metadata.type} task; llara-bench mteb "
+                              "runs retrieval tasks")
+    return tasks + [local_retrieval_task(folder) for folder in folders]
+
+
+def task_dataset(task, split: str) -> Dataset:
+    """The harness `Dataset` of a retrieval task's default subset and ``split``, from the data MTEB loaded."""
+    task.load_data()
+    subsets = task.dataset
+    data = subsets["default"][split] if "default" in subsets else next(iter(subsets.values()))[split]
+    corpus = Corpus()
+    for row in data["corpus"]:
+        corpus.add(str(row["id"]), row.get("title") or "", row["text"])
+    queries = {str(row["id"]): row["text"] if isinstance(row["text"], str) else " ".join(row["text"])
+               for row in data["queries"]}
+    qrels = {str(q): {str(d): int(g) for d, g in docs.items()} for q, docs in data["relevant_docs"].items()}
+    return Dataset(name=task.metadata.name, source=f"mteb:{task.metadata.name}", corpus=corpus, queries=queries,
+                   qrels={split: qrels})
+
+
+def run_mteb(tasks: list, model_names: list[str], output: Path,
+             on_result: Callable[[dict], None] | None = None) -> SuiteRun:
+    import mteb
+
+    from models.mteb_adapter import MtebEncoder
+
+    entries = [REGISTRY.get(name) for name in model_names]
+    lexical = [e.name for e in entries if e.meta.kind != "dense"]
+    if lexical:
+        raise ConfigError(f"llara-bench mteb runs dense encoders; {', '.join(lexical)} is lexical (run it with "
+                          "llara-bench run)")
+    run_dir = output / f"mteb-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    run = SuiteRun(run_dir)
+    written: list[str] = []
+    for entry in entries:
+        timer = PhaseTimer()
+        with timer.phase("load"):
+            encoder = entry.load()
+        wrapped = MtebEncoder(encoder)
+        for task in tasks:
+            split = task.metadata.eval_splits[0]
+            pair_timer = PhaseTimer()
+            pair_timer.phases["load"] = timer.phases["load"]
+            predictions = run_dir / "mteb-predictions" / entry.name
+            dataset = task_dataset(task, split)
+            with pair_timer.phase("mteb_evaluate") as phase:  # encoding corpus and queries, search, MTEB's scores
+                scores = mteb.evaluate(wrapped, task, cache=mteb.ResultCache(run_dir / "mteb"),
+                                       prediction_folder=predictions, show_progress_bar=False,
+                                       overwrite_strategy="always").task_results[0].scores[split][0]
+                phase.count(items=len(dataset.corpus))
+            ranked = _predictions(predictions / f"{task.metadata.name}_predictions.json", split)
+            result = _result(entry, encoder, task, dataset, split, ranked, scores, pair_timer, run_dir.name)
+            json_path, _ = results.result_paths(run_dir, entry.name, dataset.name)
+            results.write_json(json_path, result)
+            written.append(str(json_path.relative_to(run_dir)))
+            run.results.append(result)
+            if on_result:
+                on_result(result)
+    results.write_json(run_dir / "run.json", {
+        "schema_version": results.SCHEMA_VERSION, "run_id": run_dir.name, "suite": SUITE["name"], "baseline": None,
+        "config": {"tasks": [t.metadata.name for t in tasks], "models": model_names}, "results": written})
+    return run
+
+
+def _predictions(path: Path, split: str) -> dict[str, dict[str, float]]:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return {q: {d: float(s) for d, s in docs.items()} for q, docs in data["default"][split].items()}
+
+
+def _result(entry, encoder, task, dataset: Dataset, split: str, ranked, scores: dict, timer: PhaseTimer,
+            run_id: str) -> dict[str, Any]:
+    qrels = dataset.qrels[split]
+    with timer.phase("evaluate") as phase:
+        aggregate, per_query = evaluate(relevance_for_metrics(qrels), ranked, MEASURES)
+        phase.count(items=len(qrels))
+    judged = dataset.split(split)
+    return {
+        "schema_version": results.SCHEMA_VERSION,
+        "run_id": run_id,
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "suite": SUITE,
+        "model": encoder.meta.to_dict() | {"origin": entry.origin, "kwargs": entry.kwargs},
+        "dataset": {
+            "name": dataset.name, "spec": dataset.source, "source": dataset.source, "split": split,
+            "fingerprint": dataset.fingerprint(split), "n_docs": len(dataset.corpus),
+            "n_queries": len(judged.queries), "n_unjudged_queries_skipped": judged.unjudged_queries,
+            "n_judgments": sum(len(d) for d in qrels.values()),
+            "notes": [f"run by mteb.evaluate: task {task.metadata.name}, revision "
+                      f"{task.metadata.dataset.get('revision')}"],
+            "conventions": {"drop_self_hits": bool(getattr(task, "ignore_identical_ids", False)),
+                            "relevance_map": None},
+        },
+        "search": {"backend": "mteb.evaluate (exact search)", "top_k": max(len(d) for d in ranked.values()) if ranked
+                   else 0, "exact": True},
+        "main_metric": MAIN_METRIC,
+        "metrics": aggregate,
+        "per_query": per_query,
+        "mteb": {k: v for k, v in scores.items() if isinstance(v, (int, float))},
+        "timings": timer.to_dict(),
+        "provenance": provenance({"command": "mteb", "task": task.metadata.name}),
+        "examples": examples(judged.queries, dataset.corpus, ranked),
+    }

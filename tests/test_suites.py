@@ -222,3 +222,16 @@ def test_builtin_suite_name_wins_over_a_folder_of_that_name(tmp_path, monkeypatc
     (tmp_path / "smoke").mkdir()
     monkeypatch.chdir(tmp_path)
     assert load_suite("smoke").name == "smoke"
+
+
+def test_msmarco_suites_name_the_ir_datasets_splits_and_official_measures():
+    dev = load_suite("msmarco")
+    (entry,) = dev.datasets
+    assert (entry.spec, entry.split, entry.top_k) == ("irds:msmarco-passage/dev/small", "dev/small", 1000)
+    assert dev.main_metric == "RR@10" and "R@1000" in dev.measures
+    assert {e.model for e in dev.expected} == {"llara-passage", "repllama-7b", "bm25"}
+    assert all(e.source and e.metric == "RR@10" for e in dev.expected)
+    dl = load_suite("trec-dl")
+    assert [(e.name, e.split) for e in dl.datasets] == [("dl19", "trec-dl-2019/judged"),
+                                                        ("dl20", "trec-dl-2020/judged")]
+    assert dl.main_metric == "nDCG@10" and "R(rel=2)@1000" in dl.measures

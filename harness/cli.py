@@ -91,6 +91,8 @@ def run(
     except LlaraBenchError as exc:
         _fail(exc)
     console.print(comparison_table(finished.results, config.suite.measures))
+    if finished.groups:
+        console.print(group_table(finished.groups, config.suite.measures))
     if finished.verdicts:
         console.print(gate_table(finished.verdicts))
     console.print(f"Results in [bold]{escape(str(finished.run_dir))}[/]")
@@ -164,6 +166,17 @@ def plan_table(rows: list[dict]) -> Table:
         table.add_row(*names, f"{r['n_docs']:,} × {r['dim']:,}", _gib(r["embedding_bytes"]),
                       _gib(r["index_bytes"]) + (" fp16" if r["fp16"] else ""), f"{r['mode']} on {where}",
                       _gib(r["budget_bytes"]))
+    return table
+
+
+def group_table(groups: list[dict], measures: list[str]) -> Table:
+    table = Table(title="Dataset groups (mean over their datasets)")
+    for name in ("group", "model", *measures, "datasets"):
+        table.add_column(name, justify="right" if name in measures else "left")
+    for g in groups:
+        count = f"{len(g['members'])}" + ("" if g["complete"] else " [yellow](incomplete)[/]")
+        table.add_row(escape(g["dataset"]["name"]), escape(g["model"]["name"]),
+                      *(f"{g['metrics'][m]:.4f}" for m in measures), count)
     return table
 
 

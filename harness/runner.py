@@ -75,6 +75,7 @@ class SuiteRun:
     results: list[dict] = field(default_factory=list)
     plan: list[dict] = field(default_factory=list)  # the memory plan made before the run (see memory_plan)
     verdicts: list[Verdict] = field(default_factory=list)  # the suite's expected-score gates, judged
+    groups: list[dict] = field(default_factory=list)  # mean scores of dataset groups (see group_means)
 
 
 def _no_progress(description: str, total: int) -> Callable[[int], None]:
@@ -144,12 +145,33 @@ def run_suite(config: RunConfig, progress: ProgressFactory = _no_progress,
                 on_result(result)
     if not world.leader:
         return run
-    run.verdicts = check(suite.expected, run.results)
+    run.groups = group_means(entries, run.results)
+    run.verdicts = check(suite.expected, run.results + run.groups)
     results.write_json(run_dir / "run.json", {
         "schema_version": results.SCHEMA_VERSION, "run_id": run_dir.name, "suite": suite.name,
         "baseline": run.baseline, "config": config.to_dict(), "plan": plan, "results": written,
+        "groups": run.groups,
         "gates": [asdict(v.expectation) | {"got": v.got, "status": v.status} for v in run.verdicts]})
     return run
+
+
+def group_means(entries: list[DatasetEntry], results_: list[dict]) -> list[dict]:
+    """Per model and dataset group (BEIR reports CQADupStack as the mean of its 12 forums): each measure
+    averaged over the member datasets (macro), shaped like a result's model, dataset and metrics, so that
+    gates can name a group. ``complete`` is false when a member did not run (the mean is then over fewer)."""
+    members: dict[str, list[str]] = {}
+    for e in entries:
+        if e.group:
+            members.setdefault(e.group, []).append(e.name)
+    out = []
+    for group, names in members.items():
+        for model in dict.fromkeys(r["model"]["name"] for r in results_):
+            ran = [r for r in results_ if r["model"]["name"] == model and r["dataset"]["name"] in names]
+            if ran:
+                metrics = {m: sum(r["metrics"][m] for r in ran) / len(ran) for m in ran[0]["metrics"]}
+                out.append({"model": {"name": model}, "dataset": {"name": group}, "metrics": metrics,
+                            "members": [r["dataset"]["name"] for r in ran], "complete": len(ran) == len(names)})
+    return out
 
 
 def memory_plan(config: RunConfig, model_entries: list[ModelEntry], pairs: list[tuple[DatasetEntry, Dataset]]

@@ -31,8 +31,8 @@ from harness.yamlfile import FieldReader, Mapping, load_yaml
 SUITE_KEYS = {"name", "description", "models", "baseline", "datasets", "measures", "main_metric", "split", "top_k",
               "conventions", "expected"}
 EXPECTED_KEYS = {"model", "dataset", "metric", "score", "tolerance", "source"}
-ENTRY_KEYS = {"spec", "name", "split", "top_k", "drop_self_hits", "relevance_map"}
-CONVENTION_KEYS = ENTRY_KEYS - {"spec", "name"}
+ENTRY_KEYS = {"spec", "name", "split", "top_k", "drop_self_hits", "relevance_map", "group"}
+CONVENTION_KEYS = ENTRY_KEYS - {"spec", "name", "group"}
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ class DatasetEntry:
     top_k: int
     drop_self_hits: bool = False
     relevance_map: dict[int, int] | None = None
+    group: str | None = None  # datasets of one group are also reported as their mean (BEIR's CQADupStack)
 
 
 @dataclass
@@ -148,7 +149,10 @@ def parse_suite(text: str, path: str) -> Suite:
             if "spec" not in item:
                 raise ConfigError(f"{where}: missing field 'spec' (expected e.g. spec: beir:scifact)")
             spec = err.string(item, "spec", required=True)
-            suite.datasets.append(_entry(spec, _entry_fields(err, item), suite, where, name=item.get("name")))
+            fields = _entry_fields(err, item)
+            if "group" in item:
+                fields["group"] = err.string(item, "group")
+            suite.datasets.append(_entry(spec, fields, suite, where, name=item.get("name")))
         else:
             raise ConfigError(f"{where}: each dataset must be a spec string (e.g. beir:scifact) or a mapping "
                               f"with 'spec'; got {item!r}")

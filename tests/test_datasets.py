@@ -620,3 +620,19 @@ def test_real_scifact_qrels_crlf(real_data, real):
     ds = real("scifact")
     assert ds.splits == ["test", "train"]
     assert all("\r" not in d for docs in ds.qrels["test"].values() for d in docs)
+
+
+def test_a_beir_sub_dataset_loads_from_its_folder_inside_the_parent(tmp_path, monkeypatch):
+    """CQADupStack's forums live inside its download (cqadupstack/android, ...)."""
+    forum = tmp_path / "cqadupstack" / "android"
+    (forum / "qrels").mkdir(parents=True)
+    (forum / "corpus.jsonl").write_text(json.dumps({"_id": "d1", "title": "", "text": "adb over wifi"}) + "\n")
+    (forum / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "wireless adb"}) + "\n")
+    (forum / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    dataset = load_dataset("beir:cqadupstack/android", tmp_path)
+    assert dataset.name == "cqadupstack/android" and dataset.corpus.ids == ["d1"]
+    monkeypatch.setenv("LLARA_BENCH_OFFLINE", "1")
+    with pytest.raises(LlaraBenchError, match="'cqadupstack' is not under the data root"):
+        load_dataset("beir:cqadupstack/gaming", tmp_path)
+    with pytest.raises(UnknownNameError):
+        load_dataset("beir:nope/x", tmp_path)

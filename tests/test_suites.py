@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import ConfigError, UnknownNameError
-from harness.suites import DatasetEntry, builtin_suites, load_suite
+from harness.suites import DatasetEntry, builtin_suites, load_suite, parse_suite
 
 CRANFIELD_MAP = {1: 4, 2: 3, 3: 2, 4: 1, -1: 0}
 
@@ -235,3 +235,31 @@ def test_msmarco_suites_name_the_ir_datasets_splits_and_official_measures():
     assert [(e.name, e.split) for e in dl.datasets] == [("dl19", "trec-dl-2019/judged"),
                                                         ("dl20", "trec-dl-2020/judged")]
     assert dl.main_metric == "nDCG@10" and "R(rel=2)@1000" in dl.measures
+
+
+def test_beir_suite_names_the_18_datasets_with_their_conventions():
+    suite = load_suite("beir")
+    names = [e.name for e in suite.datasets]
+    forums = [e for e in suite.datasets if e.group == "cqadupstack"]
+    # BEIR's 18 zero-shot datasets, plus MS MARCO (in-domain, dev) as BEIR's table lists it: 19 names
+    assert len(forums) == 12 and len(names) - len(forums) + 1 == 19
+    assert forums[0].spec == "beir:cqadupstack/android" and forums[0].name == "cqadupstack-android"
+    by_name = {e.name: e for e in suite.datasets}
+    assert by_name["msmarco"].split == "dev" and by_name["scifact"].split == "test"
+    assert by_name["arguana"].drop_self_hits and by_name["quora"].drop_self_hits
+    assert not by_name["nq"].drop_self_hits
+
+
+def test_group_means_average_their_members_and_gates_can_name_a_group():
+    from harness.gates import Expectation, check
+    from harness.runner import group_means
+
+    suite = parse_suite("name: g\nmodels: [m]\ndatasets:\n  - {spec: 'folder:/a', name: a, group: g}\n"
+                        "  - {spec: 'folder:/b', name: b, group: g}\n  - folder:/c\n", "g.yaml")
+    result = lambda d, v: {"model": {"name": "m"}, "dataset": {"name": d}, "metrics": {"nDCG@10": v}}  # noqa: E731
+    (group,) = group_means(suite.datasets, [result("a", 0.2), result("b", 0.4), result("c", 0.9)])
+    assert group["dataset"]["name"] == "g" and group["metrics"]["nDCG@10"] == pytest.approx(0.3)
+    assert group["members"] == ["a", "b"] and group["complete"]
+    (partial,) = group_means(suite.datasets, [result("a", 0.2)])
+    assert not partial["complete"] and partial["metrics"]["nDCG@10"] == pytest.approx(0.2)
+    assert check([Expectation("m", "g", "nDCG@10", 0.3)], [group])[0].status == "OK"

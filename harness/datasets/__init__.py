@@ -65,8 +65,11 @@ def load_dataset(spec: str, data_root: Path | None = None) -> Dataset:
         root = data_root or default_data_root()
         if root is not None and (root / value).is_dir():
             return load_beir_folder(root / value, name=value)
-        if value not in BEIR_DATASETS:
+        # a sub-dataset (CQADupStack's forums: cqadupstack/android) is a folder inside its dataset's download
+        parent, _, sub = value.partition("/")
+        if parent not in BEIR_DATASETS:
             known = sorted(set(BEIR_DATASETS) | set(discover_beir_folders(root) if root and root.is_dir() else []))
             raise UnknownNameError("BEIR dataset", value, known)
-        return load_beir_folder(download_beir(value, cache_root() / "beir"), name=value)
+        folder = download_beir(parent, cache_root() / "beir")
+        return load_beir_folder(folder / sub if sub else folder, name=value)
     raise ConfigError(f"dataset spec {spec!r}: unknown source {source!r}; expected one of {', '.join(SOURCES)}")

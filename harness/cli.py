@@ -114,6 +114,8 @@ def mteb(
                                              "offline it is read from the Hugging Face datasets cache."),
     folder: Optional[list[Path]] = typer.Option(None, "--folder", help="A local BEIR-layout folder, run as an MTEB "
                                                 "task (repeatable)."),
+    benchmark: Optional[list[str]] = typer.Option(None, "--benchmark", "-b", help="The retrieval tasks of an MTEB "
+                                                  "benchmark, e.g. BEIR (repeatable)."),
     model: Optional[list[str]] = typer.Option(None, "--model", "-m", help="Dense encoder (repeatable); default "
                                               "minilm."),
     output: Path = typer.Option(Path("runs"), "--output", "-o", help="Parent folder of the run directory."),
@@ -123,10 +125,10 @@ def mteb(
     llara-bench result files (the harness's measures over MTEB's rankings, and MTEB's own scores)."""
     from harness.mteb_run import load_tasks, run_mteb
 
-    if not task and not folder:
-        _fail(ConfigError("name an MTEB task (--task) or a BEIR folder (--folder)"))
+    if not task and not folder and not benchmark:
+        _fail(ConfigError("name an MTEB task (--task), benchmark (--benchmark) or a BEIR folder (--folder)"))
     try:
-        finished = run_mteb(load_tasks(task or [], folder or []), model or ["minilm"], output,
+        finished = run_mteb(load_tasks(task or [], folder or [], benchmark or []), model or ["minilm"], output,
                             on_result=lambda r: console.print(_done_line(r) + f" [dim](MTEB main score "
                                                               f"{r['mteb'].get('main_score', float('nan')):.4f})[/]"))
     except LlaraBenchError as exc:

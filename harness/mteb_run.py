@@ -2,6 +2,7 @@
 
     llara-bench mteb -t SciFact -m minilm              # an MTEB task (online, or from the HF cache offline)
     llara-bench mteb --folder ../shared/data/scifact   # a local BEIR folder as an MTEB task
+    llara-bench mteb -b BEIR                           # the retrieval tasks of an MTEB benchmark
 
 MTEB encodes and searches (its own exact search) and writes its result files under ``<run>/mteb``; its
 ranked lists (``prediction_folder``) are then scored by the harness's metrics over the task's own qrels,
@@ -33,18 +34,29 @@ MEASURES = ["nDCG@10", "RR@10", "R@100", "R@1000", "AP"]
 MAIN_METRIC = "nDCG@10"
 
 
-def load_tasks(names: list[str], folders: list[Path]) -> list:
-    """MTEB tasks by name (``mteb.get_tasks``) and local BEIR folders (`harness.mteb_tasks`); retrieval only."""
+def load_tasks(names: list[str], folders: list[Path], benchmarks: list[str] = ()) -> list:
+    """MTEB tasks by name (``mteb.get_tasks``), the retrieval tasks of named MTEB benchmarks
+    (``mteb.get_benchmark``), and local BEIR folders (`harness.mteb_tasks`); retrieval only."""
     try:
         import mteb
     except ImportError as exc:
         raise ConfigError("llara-bench mteb needs mteb: pip install 'llara-bench[mteb]'") from exc
     from harness.mteb_tasks import local_retrieval_task
 
-    tasks = list(mteb.get_tasks(tasks=names)) if names else []
+    try:
+        tasks = list(mteb.get_tasks(tasks=names)) if names else []
+    except KeyError as exc:
+        raise ConfigError(f"MTEB task not found (mteb.get_tasks): {exc.args[0] if exc.args else exc}") from None
     missing = set(names) - {t.metadata.name for t in tasks}
     if missing:
         raise ConfigError(f"MTEB task(s) {', '.join(sorted(missing))} not found (mteb.get_tasks)")
+    for name in benchmarks:
+        try:
+            benchmark = mteb.get_benchmark(name)
+        except (KeyError, ValueError) as exc:
+            raise ConfigError(f"MTEB benchmark {name!r} not found (mteb.get_benchmark): {exc}") from None
+        tasks += [t for t in benchmark.tasks if t.metadata.type == "Retrieval"
+                  and t.metadata.name not in {x.metadata.name for x in tasks}]
     for task in tasks:
         if task.metadata.type != "Retrieval":
             raise ConfigError(f"MTEB task {task.metadata.name!r} is a {task.metadata.type} task; llara-bench mteb "

@@ -198,3 +198,16 @@ def test_llara_bench_mteb_refuses_lexical_models_and_no_task(mteb, tmp_path):
     assert "name an MTEB task" in CliRunner().invoke(app, ["mteb", "-o", str(tmp_path)]).output
     out = CliRunner().invoke(app, ["mteb", "--folder", str(tmp_path), "-m", "bm25", "-o", str(tmp_path)])
     assert out.exit_code == 2
+
+
+def test_mteb_tasks_by_name_and_benchmark_are_retrieval_tasks(mteb):
+    from harness.errors import ConfigError
+    from harness.mteb_run import load_tasks
+
+    names = [t.metadata.name for t in load_tasks(["SciFact"], [], ["BEIR"])]
+    assert names[0] == "SciFact" and names.count("SciFact") == 1  # metadata only: no data is fetched
+    assert {"NFCorpus", "ArguAna", "MSMARCO"} <= set(names)
+    with pytest.raises(ConfigError, match="not found"):
+        load_tasks(["NoSuchTask"], [])
+    with pytest.raises(ConfigError, match="is a STS task"):
+        load_tasks(["STSBenchmark"], [])

@@ -123,7 +123,7 @@ def mteb(
 ) -> None:
     """Run MTEB retrieval tasks through mteb.evaluate with registry encoders; the results are written as
     llara-bench result files (the harness's measures over MTEB's rankings, and MTEB's own scores)."""
-    from harness.mteb_run import load_tasks, run_mteb
+    from harness.mteb_run import MEASURES, load_tasks, run_mteb
 
     if not task and not folder and not benchmark:
         _fail(ConfigError("name an MTEB task (--task), benchmark (--benchmark) or a BEIR folder (--folder)"))
@@ -133,7 +133,7 @@ def mteb(
                                                               f"{r['mteb'].get('main_score', float('nan')):.4f})[/]"))
     except LlaraBenchError as exc:
         _fail(exc)
-    console.print(comparison_table(finished.results, ["nDCG@10", "RR@10", "R@100", "AP"]))
+    console.print(comparison_table(finished.results, MEASURES))
     console.print(f"Results in [bold]{escape(str(finished.run_dir))}[/]")
     if write_report:
         from reports import Options
@@ -187,10 +187,12 @@ GATE_STYLES = {"OK": "green", "OKish": "yellow", "FAIL": "bold red", "not run": 
 
 def gate_table(verdicts: list) -> Table:
     """The suite's expected scores against this run's (Pyserini's OK / OKish / FAIL)."""
-    table = Table(title="Expected scores")
+    not_run = sum(v.status == "not run" for v in verdicts)
+    table = Table(title="Expected scores", caption=f"{not_run} more not run (model or dataset not in this run)"
+                  if not_run else None)
     for name in ("model", "dataset", "metric", "expected", "got", "Δ", "tolerance", "", "source"):
         table.add_column(name, justify="right" if name in ("expected", "got", "Δ", "tolerance") else "left")
-    for v in verdicts:
+    for v in (v for v in verdicts if v.status != "not run"):
         e = v.expectation
         table.add_row(escape(e.model), escape(e.dataset), e.metric, f"{e.score:.4f}",
                       "-" if v.got is None else f"{v.got:.4f}", "-" if v.delta is None else f"{v.delta:+.4f}",

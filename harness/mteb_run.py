@@ -67,8 +67,7 @@ def load_tasks(names: list[str], folders: list[Path], benchmarks: list[str] = ()
 def task_dataset(task, split: str) -> Dataset:
     """The harness `Dataset` of a retrieval task's default subset and ``split``, from the data MTEB loaded."""
     task.load_data()
-    subsets = task.dataset
-    data = subsets["default"][split] if "default" in subsets else next(iter(subsets.values()))[split]
+    data = _subset(task.dataset)[split]
     corpus = Corpus()
     for row in data["corpus"]:
         corpus.add(str(row["id"]), row.get("title") or "", row["text"])
@@ -125,7 +124,13 @@ def run_mteb(tasks: list, model_names: list[str], output: Path,
 
 def _predictions(path: Path, split: str) -> dict[str, dict[str, float]]:
     data = json.loads(path.read_text(encoding="utf-8"))
-    return {q: {d: float(s) for d, s in docs.items()} for q, docs in data["default"][split].items()}
+    data.pop("mteb_model_meta", None)
+    return {q: {d: float(s) for d, s in docs.items()} for q, docs in _subset(data)[split].items()}
+
+
+def _subset(by_subset: dict) -> Any:
+    """A task's "default" subset, else its first (llara-bench runs one subset per task)."""
+    return by_subset["default"] if "default" in by_subset else next(iter(by_subset.values()))
 
 
 def _result(entry, encoder, task, dataset: Dataset, split: str, ranked, scores: dict, timer: PhaseTimer,

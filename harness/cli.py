@@ -80,14 +80,17 @@ def run(
                            search_mode=search_mode, faiss_fp16=faiss_fp16, gpu_shard=gpu_shard)
         place = world()
         if not place.leader:  # encode this rank's shards quietly; rank 0 reports
-            run_suite(config, world=place)
+            run_suite(config, world=place, plan_only=plan_only)
+            place.close()
             return
         if plan_only:
-            run_suite(config, on_plan=lambda rows: console.print(plan_table(rows)), plan_only=True)
+            run_suite(config, on_plan=lambda rows: console.print(plan_table(rows)), plan_only=True, world=place)
+            place.close()
             return
         with _rich_progress() as progress_factory:
             finished = run_suite(config, progress=progress_factory, on_result=lambda r: console.print(_done_line(r)),
                                  world=place, on_plan=lambda rows: console.print(plan_table(rows)))
+        place.close()
     except LlaraBenchError as exc:
         _fail(exc)
     console.print(comparison_table(finished.results, config.suite.measures))

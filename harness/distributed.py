@@ -39,6 +39,15 @@ class World:
 
             dist.barrier()
 
+    def close(self) -> None:
+        """Wait for every rank, then leave the process group: a rank that exits while the others still use
+        gloo or NCCL can abort ("terminate called without an active exception")."""
+        if self.size > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+            dist.destroy_process_group()
+
     def broadcast(self, obj: Any) -> Any:
         """Rank 0's ``obj`` on every rank."""
         if self.size == 1:

@@ -18,6 +18,7 @@ class Collected:
     sources: dict[tuple[str, str], Path]  # (model, dataset) -> the file the result came from
     baselines: list[str] = field(default_factory=list)  # baselines named by the runs' suites, in run order
     notes: list[str] = field(default_factory=list)  # what the reader should know (superseded results, ...)
+    gates: list[dict] = field(default_factory=list)  # the runs' judged expected scores (run.json "gates")
 
 
 def collect(paths: list[Path]) -> Collected:
@@ -32,8 +33,10 @@ def collect(paths: list[Path]) -> Collected:
     sources: dict[tuple[str, str], Path] = {}
     baselines: list[str] = []
     notes: list[str] = []
+    gates: list[dict] = []
     for path in paths:
-        files, baseline = _result_files(Path(path))
+        files, baseline, run_gates = _result_files(Path(path))
+        gates += run_gates
         if baseline and baseline not in baselines:
             baselines.append(baseline)
         for file in files:
@@ -51,12 +54,13 @@ def collect(paths: list[Path]) -> Collected:
             sources[key] = file
     if not by_key:
         raise DataFormatError(paths[0], "no result files found (expected <run dir>/results/<model>/<dataset>.json)")
-    return Collected(list(by_key.values()), sources, baselines, notes)
+    return Collected(list(by_key.values()), sources, baselines, notes, gates)
 
 
-def _result_files(path: Path) -> tuple[list[Path], str | None]:
+def _result_files(path: Path) -> tuple[list[Path], str | None, list[dict]]:
+    """A run's result files, its suite's baseline and its judged expected scores (those of pairs it ran)."""
     if path.is_file():
-        return [path], None
+        return [path], None, []
     if not path.is_dir():
         raise DataFormatError(path, "no such run directory or result file")
     run_json = path / "run.json"
@@ -67,7 +71,8 @@ def _result_files(path: Path) -> tuple[list[Path], str | None]:
         except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
             raise DataFormatError(run_json, f"cannot read the run's list of results ({exc})", field="results") \
                 from None
-        return listed, run.get("baseline")
+        gates = [g for g in run.get("gates") or [] if isinstance(g, dict) and g.get("status") != "not run"]
+        return listed, run.get("baseline"), gates
     if (path / "results").is_dir():  # a run that stopped before writing run.json
-        return sorted((path / "results").glob("*/*.json")), None
+        return sorted((path / "results").glob("*/*.json")), None, []
     raise DataFormatError(path, "not a run directory: expected run.json or results/ inside it")

@@ -82,6 +82,7 @@ class Report:
     untestable: dict[str, str]  # dataset -> why no comparison was made there
     notes: list[str]
     sources: dict[tuple[str, str], str]
+    gates: list[dict] = field(default_factory=list)  # expected scores judged by the runs (OK / OKish / FAIL)
     generated_at: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
 
     @property
@@ -255,7 +256,11 @@ def build(collected: Collected, options: Options = Options()) -> Report:
         raise UnknownNameError("baseline model (not in these results)", baseline, models)
     report = Report(options=options, metric=metric, baseline=baseline, models=models, datasets=datasets,
                     results=by_key, comparisons={}, untestable={}, notes=list(collected.notes),
-                    sources={k: str(v) for k, v in collected.sources.items()})
+                    sources={k: str(v) for k, v in collected.sources.items()}, gates=list(collected.gates))
+    failed = [g for g in report.gates if g["status"] == "FAIL"]
+    if failed:
+        report.notes.append(f"{len(failed)} expected score{'s' if len(failed) > 1 else ''} FAIL "
+                            "(see Expected scores)")
     for dataset in datasets:
         why = _compare_dataset(dataset, models, baseline, by_key, metric, options, report.comparisons)
         if why:

@@ -108,6 +108,22 @@ def test_html_shows_provenance_and_timings(smoke_run_dir):
     assert "untrained" in html_text
 
 
+def test_report_shows_the_runs_expected_scores_and_notes_a_fail(smoke_run_dir, tmp_path):
+    html_text = (smoke_run_dir / "report.html").read_text(encoding="utf-8")
+    gates = json.loads((smoke_run_dir / "run.json").read_text())["gates"]
+    assert [g["model"] for g in gates] == ["minilm", "bm25", "tiny-llama"]  # the smoke suite's expected scores
+    assert "Expected scores" in html_text and 'id="gates-table"' in html_text
+    assert html_text.count('class="gate-ok') == 3 and "FAIL" not in html_text.split('id="gates-table"')[1][:4000]
+    wrong = tmp_path / "wrong"
+    shutil.copytree(smoke_run_dir, wrong)
+    run = json.loads((wrong / "run.json").read_text())
+    run["gates"][1] |= {"score": 0.9, "status": "FAIL"}
+    (wrong / "run.json").write_text(json.dumps(run))
+    report = build_report([wrong])
+    assert "1 expected score FAIL (see Expected scores)" in report.notes
+    assert [g["status"] for g in report.gates] == [gates[0]["status"], "FAIL", gates[2]["status"]]
+
+
 def test_report_command_compares_runs(smoke_run_dir, tmp_path):
     second = tmp_path / "second"
     shutil.copytree(smoke_run_dir, second)

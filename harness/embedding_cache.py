@@ -116,7 +116,6 @@ def _stats_path(store: EmbeddingStore, shard: int) -> Path:
     return store.shard_path(shard).with_suffix(".json")
 
 
-
 def finished(folder: Path, key: dict) -> bool:
     """Whether ``folder`` already holds every shard of the embeddings under ``key`` (reads no vectors)."""
     store = EmbeddingStore.existing(folder)

@@ -4,7 +4,7 @@ A suite may list expected scores::
 
     expected:
       - {model: minilm, dataset: scifact, metric: nDCG@10, score: 0.6451, tolerance: 0.002,
-         source: "MTEB leaderboard, all-MiniLM-L6-v2, SciFact"}
+         source: "llara-bench reference run"}
 
 After a run each is judged (as Pyserini's ``run_regression`` does): OK when the score equals the
 expected one at four decimals, OKish when it is within the tolerance, FAIL otherwise; an expectation

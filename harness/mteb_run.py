@@ -25,7 +25,7 @@ from harness.datasets import Corpus, Dataset
 from harness.errors import ConfigError
 from harness.metrics import evaluate, relevance_for_metrics
 from harness.provenance import provenance
-from harness.runner import SuiteRun, examples
+from harness.runner import SuiteRun, dataset_record, examples
 from harness.timing import PhaseTimer
 from models import REGISTRY
 
@@ -146,16 +146,9 @@ def _result(entry, encoder, task, dataset: Dataset, split: str, ranked, scores: 
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "suite": SUITE,
         "model": encoder.meta.to_dict() | {"origin": entry.origin, "kwargs": entry.kwargs},
-        "dataset": {
-            "name": dataset.name, "spec": dataset.source, "source": dataset.source, "split": split,
-            "fingerprint": dataset.fingerprint(split), "n_docs": len(dataset.corpus),
-            "n_queries": len(judged.queries), "n_unjudged_queries_skipped": judged.unjudged_queries,
-            "n_judgments": sum(len(d) for d in qrels.values()),
-            "notes": [f"run by mteb.evaluate: task {task.metadata.name}, revision "
-                      f"{task.metadata.dataset.get('revision')}"],
-            "conventions": {"drop_self_hits": bool(getattr(task, "ignore_identical_ids", False)),
-                            "relevance_map": None},
-        },
+        "dataset": dataset_record(
+            dataset, judged, dataset.name, dataset.source, bool(getattr(task, "ignore_identical_ids", False)), None,
+            notes=[f"run by mteb.evaluate: task {task.metadata.name}, revision {task.metadata.dataset.get('revision')}"]),
         "search": {"backend": "mteb.evaluate (exact search)", "top_k": max(len(d) for d in ranked.values()) if ranked
                    else 0, "exact": True},
         "main_metric": MAIN_METRIC,

@@ -264,21 +264,13 @@ def evaluate_pair(encoder: LazyEncoder, model_entry: ModelEntry, dataset: Datase
         qrels = relevance_for_metrics(split.qrels, entry.relevance_map)
         aggregate, per_query = evaluate(qrels, ranked, suite.measures)
         phase.count(items=len(qrels))
-    n_judgments = sum(len(d) for d in split.qrels.values())
     return {
         "schema_version": results.SCHEMA_VERSION,
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "suite": {"name": suite.name, "path": suite.path},
         # the encoder's own meta: the contract as run (dtype, capped lengths) and what was loaded
         "model": encoder.meta.to_dict() | {"origin": model_entry.origin, "kwargs": model_entry.kwargs},
-        "dataset": {
-            "name": entry.name, "spec": entry.spec, "source": dataset.source, "split": split.name,
-            "fingerprint": dataset.fingerprint(split.name), "n_docs": len(corpus),
-            "n_queries": len(query_ids), "n_unjudged_queries_skipped": split.unjudged_queries,
-            "n_judgments": n_judgments, "notes": dataset.notes,
-            "conventions": {"drop_self_hits": entry.drop_self_hits,
-                            "relevance_map": {str(k): v for k, v in (entry.relevance_map or {}).items()} or None},
-        },
+        "dataset": dataset_record(dataset, split, entry.name, entry.spec, entry.drop_self_hits, entry.relevance_map),
         "search": {"top_k": top_k, "qps": timer.phases["search"].items_per_second, **search_info},
         **({"embeddings": embedding_info} if embedding_info else {}),
         "main_metric": suite.main_metric,
@@ -288,6 +280,19 @@ def evaluate_pair(encoder: LazyEncoder, model_entry: ModelEntry, dataset: Datase
         "provenance": provenance(config.to_dict()),
         "examples": examples(split.queries, corpus, ranked),
     }, ranked
+
+
+def dataset_record(dataset: Dataset, split, name: str, spec: str, drop_self_hits: bool,
+                   relevance_map: dict[int, int] | None, notes: list[str] | None = None) -> dict:
+    """A result's ``dataset``: what was run (name, spec, split, sizes, fingerprint) and by which conventions."""
+    return {
+        "name": name, "spec": spec, "source": dataset.source, "split": split.name,
+        "fingerprint": dataset.fingerprint(split.name), "n_docs": len(dataset.corpus),
+        "n_queries": len(split.queries), "n_unjudged_queries_skipped": split.unjudged_queries,
+        "n_judgments": sum(len(d) for d in split.qrels.values()), "notes": dataset.notes + (notes or []),
+        "conventions": {"drop_self_hits": drop_self_hits,
+                        "relevance_map": {str(k): v for k, v in (relevance_map or {}).items()} or None},
+    }
 
 
 def _embed(encoder: LazyEncoder, model_entry: ModelEntry, texts: list[str], titles: list[str] | None,

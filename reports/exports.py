@@ -60,6 +60,15 @@ def render_markdown(report: Report) -> str:
     for row in report.timing_rows():
         lines.append(_row([_md(row.model), _md(row.dataset), number(row.docs_per_second, ",.1f"),
                            number(row.tokens_per_second, ",.0f"), number(sum(row.seconds.values()), ".2f")]))
+    if report.gates:
+        lines += ["", "## Expected scores", "",
+                  "OK: equal at four decimals; OKish: within the tolerance; FAIL: outside it.", "",
+                  _row(["model", "dataset", "metric", "expected", "got", "tolerance", "verdict", "source"]),
+                  _row(["---", "---", "---", "---:", "---:", "---:", "---", "---"])]
+        for g in report.gates:
+            verdict = f"**{g['status']}**" if g["status"] == "FAIL" else g["status"]
+            lines.append(_row([_md(g["model"]), _md(g["dataset"]), _md(g["metric"]), number(g["score"]),
+                               number(g.get("got")), number(g["tolerance"]), verdict, _md(g.get("source") or "")]))
     return "\n".join(lines) + "\n"
 
 

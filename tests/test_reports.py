@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from harness.cli import app
 from harness.errors import ConfigError, DataFormatError
 from reports import Options, build_report, write_report
+from reports.exports import render_markdown
 
 
 class Skeleton(HTMLParser):
@@ -122,6 +123,9 @@ def test_report_shows_the_runs_expected_scores_and_notes_a_fail(smoke_run_dir, t
     report = build_report([wrong])
     assert "1 expected score FAIL (see Expected scores)" in report.notes
     assert [g["status"] for g in report.gates] == [gates[0]["status"], "FAIL", gates[2]["status"]]
+    markdown = render_markdown(report).split("## Expected scores")[1]
+    assert "| bm25 | smoke | nDCG@10 | 0.9000 |" in markdown and "| **FAIL** |" in markdown
+    assert markdown.count("| OK |") == 2
 
 
 def test_report_command_compares_runs(smoke_run_dir, tmp_path):

@@ -61,6 +61,10 @@ def run(
     gpu_shard: bool = typer.Option(True, "--gpu-shard/--gpu-replicate", help="On several GPUs, split the index "
                                    "across them (default) or put a full copy on each."),
     plan_only: bool = typer.Option(False, "--plan-only", help="Print the memory plan and stop."),
+    titles: Optional[str] = typer.Option(None, "--titles", help="Join document titles onto untitled docs from "
+                                         "hf:OWNER/NAME, a doc-id<TAB>title .tsv or a .jsonl (MS MARCO passage: "
+                                         "RocketQA's titles, as RepLLaMA and LLaRA were trained); 'none' turns off "
+                                         "the suite's."),
     check: bool = typer.Option(False, "--check", help="Exit with status 1 when a score misses the suite's "
                                "expected value by more than its tolerance (FAIL)."),
 ) -> None:
@@ -77,7 +81,8 @@ def run(
                            batch_size=batch_size, token_budget=token_budget, dtype=dtype, top_k=top_k,
                            save_run_files=not no_run_files, embedding_cache=embedding_cache, shard_rows=shard_rows,
                            memory_budget=memory_budget_mib * 2**20 if memory_budget_mib else None,
-                           search_mode=search_mode, faiss_fp16=faiss_fp16, gpu_shard=gpu_shard)
+                           search_mode=search_mode, faiss_fp16=faiss_fp16, gpu_shard=gpu_shard,
+                           titles=titles)
         place = world()
         if not place.leader:  # encode this rank's shards quietly; rank 0 reports
             run_suite(config, world=place, plan_only=plan_only)

@@ -10,12 +10,13 @@ import shutil
 import tempfile
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 from harness import results
 from harness.datasets import Dataset, load_dataset
+from harness.datasets.titles import join_titles, load_titles, resolve_title_source
 from harness.encoders_file import load_models_files
 from harness.errors import ConfigError, UnknownNameError
 from harness.gates import Verdict, check
@@ -56,6 +57,7 @@ class RunConfig:
     search_mode: str = "auto"  # or "in-memory" / "shard-and-merge" to force one
     faiss_fp16: bool = False  # index vectors stored as float16 (GPU flat index; CPU fp16 scalar quantiser)
     gpu_shard: bool = True  # on several GPUs: split the index across them (else a full copy on each)
+    titles: str | None = None  # title source for every dataset, overriding the suite's ("none": no titles)
 
     def __post_init__(self) -> None:
         if self.search_mode not in SEARCH_MODES:
@@ -91,7 +93,31 @@ def select_entries(config: RunConfig) -> list[DatasetEntry]:
             raise UnknownNameError(f"dataset in suite {config.suite.name!r}", sorted(unknown)[0],
                                    [e.name for e in entries])
         entries = [e for e in entries if e.name in wanted or e.spec in wanted]
+    if config.titles:
+        entries = [replace(e, titles=None if config.titles == "none" else config.titles) for e in entries]
     return entries
+
+
+def load_datasets(entries: list[DatasetEntry], data_root: Path | None) -> dict[tuple, tuple[Dataset, float]]:
+    """Each distinct (spec, titles) loaded once, with its load seconds; a title source is read once."""
+    loaded: dict[tuple, tuple[Dataset, float]] = {}
+    title_maps: dict[str, dict[str, str]] = {}
+    for entry in entries:
+        if _data_key(entry) in loaded:
+            continue
+        start = time.perf_counter()
+        dataset = load_dataset(entry.spec, data_root)
+        if entry.titles:
+            source = resolve_title_source(entry.titles, data_root)
+            if source not in title_maps:
+                title_maps[source] = load_titles(source)
+            join_titles(dataset, title_maps[source], source)
+        loaded[_data_key(entry)] = (dataset, time.perf_counter() - start)
+    return loaded
+
+
+def _data_key(entry: DatasetEntry) -> tuple:
+    return entry.spec, entry.titles
 
 
 def run_suite(config: RunConfig, progress: ProgressFactory = _no_progress,
@@ -107,12 +133,8 @@ def run_suite(config: RunConfig, progress: ProgressFactory = _no_progress,
     load_models_files(config.models_files)
     model_entries = [REGISTRY.get(name) for name in (config.models or suite.models)]  # fail fast on a typo
     entries = select_entries(config)
-    datasets: dict[str, tuple[Dataset, float]] = {}
-    for entry in entries:
-        if entry.spec not in datasets:
-            start = time.perf_counter()
-            datasets[entry.spec] = (load_dataset(entry.spec, config.data_root), time.perf_counter() - start)
-    plan = memory_plan(config, model_entries, [(e, datasets[e.spec][0]) for e in entries])
+    datasets = load_datasets(entries, config.data_root)
+    plan = memory_plan(config, model_entries, [(e, datasets[_data_key(e)][0]) for e in entries])
     if on_plan and world.leader:
         on_plan(plan)
     baseline = suite.baseline if suite.baseline in [e.name for e in model_entries] else None
@@ -127,7 +149,7 @@ def run_suite(config: RunConfig, progress: ProgressFactory = _no_progress,
         encoder = LazyEncoder(model_entry, overrides, lambda e=model_entry, o=overrides: e.load(**o),
                               memo=config.embedding_cache)
         for entry in entries:
-            dataset, load_seconds = datasets[entry.spec]
+            dataset, load_seconds = datasets[_data_key(entry)]
             pair = evaluate_pair(encoder, model_entry, dataset, entry, config, progress, world)
             if pair is None:
                 continue
@@ -270,7 +292,8 @@ def evaluate_pair(encoder: LazyEncoder, model_entry: ModelEntry, dataset: Datase
         "suite": {"name": suite.name, "path": suite.path},
         # the encoder's own meta: the contract as run (dtype, capped lengths) and what was loaded
         "model": encoder.meta.to_dict() | {"origin": model_entry.origin, "kwargs": model_entry.kwargs},
-        "dataset": dataset_record(dataset, split, entry.name, entry.spec, entry.drop_self_hits, entry.relevance_map),
+        "dataset": dataset_record(dataset, split, entry.name, entry.spec, entry.drop_self_hits, entry.relevance_map,
+                                  titles=entry.titles),
         "search": {"top_k": top_k, "qps": timer.phases["search"].items_per_second, **search_info},
         **({"embeddings": embedding_info} if embedding_info else {}),
         "main_metric": suite.main_metric,
@@ -283,7 +306,8 @@ def evaluate_pair(encoder: LazyEncoder, model_entry: ModelEntry, dataset: Datase
 
 
 def dataset_record(dataset: Dataset, split, name: str, spec: str, drop_self_hits: bool,
-                   relevance_map: dict[int, int] | None, notes: list[str] | None = None) -> dict:
+                   relevance_map: dict[int, int] | None, notes: list[str] | None = None,
+                   titles: str | None = None) -> dict:
     """A result's ``dataset``: what was run (name, spec, split, sizes, fingerprint) and by which conventions."""
     return {
         "name": name, "spec": spec, "source": dataset.source, "split": split.name,
@@ -291,7 +315,8 @@ def dataset_record(dataset: Dataset, split, name: str, spec: str, drop_self_hits
         "n_queries": len(split.queries), "n_unjudged_queries_skipped": split.unjudged_queries,
         "n_judgments": sum(len(d) for d in split.qrels.values()), "notes": dataset.notes + (notes or []),
         "conventions": {"drop_self_hits": drop_self_hits,
-                        "relevance_map": {str(k): v for k, v in (relevance_map or {}).items()} or None},
+                        "relevance_map": {str(k): v for k, v in (relevance_map or {}).items()} or None,
+                        "titles": titles},
     }
 
 

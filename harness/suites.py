@@ -2,6 +2,7 @@
 
 A dataset is one line (a spec string such as ``beir:scifact``) or a mapping with overrides::
 
+    titles: hf:Tevatron/msmarco-passage-corpus   # optional: titles joined onto untitled docs
     datasets:
       - beir:scifact
       - {spec: beir:arguana, drop_self_hits: true}
@@ -29,9 +30,9 @@ from harness.yamlfile import FieldReader, Mapping, load_yaml
 
 
 SUITE_KEYS = {"name", "description", "models", "baseline", "datasets", "measures", "main_metric", "split", "top_k",
-              "conventions", "expected"}
+              "conventions", "expected", "titles"}
 EXPECTED_KEYS = {"model", "dataset", "metric", "score", "tolerance", "source"}
-ENTRY_KEYS = {"spec", "name", "split", "top_k", "drop_self_hits", "relevance_map", "group"}
+ENTRY_KEYS = {"spec", "name", "split", "top_k", "drop_self_hits", "relevance_map", "group", "titles"}
 CONVENTION_KEYS = ENTRY_KEYS - {"spec", "name", "group"}
 
 
@@ -44,6 +45,7 @@ class DatasetEntry:
     drop_self_hits: bool = False
     relevance_map: dict[int, int] | None = None
     group: str | None = None  # datasets of one group are also reported as their mean (BEIR's CQADupStack)
+    titles: str | None = None  # a title source joined onto untitled docs (harness.datasets.titles)
 
 
 @dataclass
@@ -62,6 +64,7 @@ class Suite:
     conventions: dict[str, dict[str, Any]] = field(default_factory=dict)
     baseline: str | None = None  # the model the report compares the others with (default: the first)
     expected: list[Expectation] = field(default_factory=list)  # expected-score gates (harness.gates)
+    titles: str | None = None  # the datasets' default title source (MS MARCO passage: RocketQA's titles)
 
     def resolve_datasets(self, data_root: Path | None) -> list[DatasetEntry]:
         entries = list(self.datasets)
@@ -127,7 +130,7 @@ def parse_suite(text: str, path: str) -> Suite:
         conventions[str(ds_name)] = _entry_fields(err, conv)
     suite = Suite(name=name, description=err.string(doc, "description", default=""), path=path, models=models,
                   measures=measures, main_metric=main_metric, split=split, top_k=top_k, conventions=conventions,
-                  baseline=baseline)
+                  baseline=baseline, titles=_titles(err, doc))
     raw_datasets = doc.get("datasets")
     if not isinstance(raw_datasets, list) or not raw_datasets:
         raise ConfigError(f"{err.where(doc, 'datasets')}: expected a non-empty list of dataset specs")
@@ -198,7 +201,7 @@ def _entry(spec: str, fields: dict[str, Any], suite: Suite, where: str, name: st
     """An entry: the suite's defaults, then the conventions of its folder name, then its own fields."""
     if ":" not in spec:
         raise ConfigError(f"{where}: dataset spec {spec!r}: expected SOURCE:NAME (e.g. beir:scifact)")
-    fields = {"split": suite.split, "top_k": suite.top_k, **suite.conventions.get(_name_of(spec), {}), **fields}
+    fields = {"split": suite.split, "top_k": suite.top_k, "titles": suite.titles, **suite.conventions.get(_name_of(spec), {}), **fields}
     return DatasetEntry(spec=spec, name=name or _name_of(spec), **fields)
 
 
@@ -219,4 +222,12 @@ def _entry_fields(err: FieldReader, m: Mapping) -> dict[str, Any]:
             raise ConfigError(f"{err.where(m, 'relevance_map')}: expected a mapping of integer grade to "
                               "integer grade")
         out["relevance_map"] = dict(rmap)
+    if "titles" in m:
+        out["titles"] = _titles(err, m)
     return out
+
+
+def _titles(err: FieldReader, m: Mapping) -> str | None:
+    """A title source, or None for 'none' (which turns off a suite's default)."""
+    value = err.string(m, "titles", default=None)
+    return None if value in (None, "none") else value

@@ -50,6 +50,10 @@ class Dataset:
     def splits(self) -> list[str]:
         return sorted(self.qrels)
 
+    def changed(self) -> None:
+        """Call after editing the corpus, queries or qrels in place: the memoised fingerprints are stale."""
+        self._fingerprints.clear()
+
     def split(self, name: str) -> Split:
         """The judged queries and qrels of one split (BEIR's rule: only judged queries are run)."""
         from harness.errors import UnknownNameError

@@ -373,6 +373,13 @@ def suites() -> None:
     console.print(table)
 
 
+# LLaRA adaptation (adaptation/): heavy imports happen inside the commands
+from adaptation import cli as _adaptation_cli  # noqa: E402
+
+app.command("adapt")(_adaptation_cli.adapt)
+app.command("finetune")(_adaptation_cli.finetune)
+
+
 def main() -> None:
     app()
 

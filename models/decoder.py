@@ -23,6 +23,69 @@ from models.loading import check_tokenizer, check_weights, dtype_name as resolve
 
 log = logging.getLogger(__name__)
 
+def add_special_tokens(tokenizer, model, tokens: Sequence[str]) -> int:
+    """Add the tokens the tokenizer lacks (as special tokens); new embedding rows get the mean embedding
+    (and, untied, the mean output row). Returns how many were added."""
+    import torch
+
+    vocab = tokenizer.get_vocab()
+    missing = [t for t in tokens if t not in vocab]
+    if missing:
+        tokenizer.add_tokens(missing, special_tokens=True)
+    rows = model.get_input_embeddings().weight.shape[0]
+    if len(tokenizer) > rows:
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+        with torch.no_grad():
+            for layer in {id(m): m for m in (model.get_input_embeddings(), model.get_output_embeddings())
+                          if m is not None}.values():
+                layer.weight[rows:] = layer.weight[:rows].mean(dim=0, keepdim=True)
+    return len(missing)
+
+
+def affix_ids(tokenizer, contract: EncodingContract, role: Role) -> tuple[list[int], list[int]]:
+    """The ids before and after the text: BOS + prefix, and suffix + EOS, as the contract states."""
+    prefix, suffix = contract.affixes(role)
+    head = ([tokenizer.bos_token_id] if contract.bos else []) + text_ids(tokenizer, prefix)
+    tail = text_ids(tokenizer, suffix) + ([tokenizer.eos_token_id] if contract.eos else [])
+    return head, tail
+
+
+def text_ids(tokenizer, text: str) -> list[int]:
+    return tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+
+
+def input_ids(tokenizer, contract: EncodingContract, role: Role, texts: Sequence[str],
+              titles: Sequence[str] | None = None, affixes: tuple[list[int], list[int]] | None = None,
+              name: str = "encoder") -> list[list[int]]:
+    """Each text's model input, unpadded: BOS, prefix, text (truncated to the role's max length), suffix,
+    EOS, as the contract states."""
+    head, tail = affixes or affix_ids(tokenizer, contract, role)
+    limit = contract.max_length(role)
+    room = None if limit is None else limit - len(head) - len(tail)
+    if room is not None and room < 1:
+        raise ConfigError(f"encoder {name!r}: {role} max length {limit} leaves no room for text after "
+                          f"{len(head) + len(tail)} prompt tokens")
+    formatted = [contract.format(role, t, titles[i] if titles is not None else "") for i, t in enumerate(texts)]
+    body = tokenizer(formatted, add_special_tokens=False, truncation=room is not None,
+                     max_length=room)["input_ids"] if formatted else []
+    return [head + ids + tail for ids in body]
+
+
+def collate(batch: Sequence[list[int]], pad_id: int, padding_side: str):
+    """Pad to the longest on ``padding_side``: (input_ids, attention_mask, position_ids)."""
+    import torch
+
+    width = max(len(ids) for ids in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, seq in enumerate(batch):
+        span = slice(width - len(seq), width) if padding_side == "left" else slice(0, len(seq))
+        ids[row, span] = torch.tensor(seq, dtype=torch.long)
+        mask[row, span] = 1
+    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)  # real tokens at 0..n-1 whichever side is padded
+    return ids, mask, positions
+
+
 def pool(hidden, mask, contract: EncodingContract):
     """Pool (batch, seq, dim) hidden states over the real tokens given by ``mask``, per the contract."""
     import torch
@@ -107,24 +170,11 @@ class DecoderEncoder:
         resolved["n_parameters"] = sum(p.numel() for p in self.model.parameters())
         self.meta = replace(meta, dimension=self.model.config.hidden_size, contract=self.contract,
                             n_parameters=resolved["n_parameters"], extra={**meta.extra, "resolved": resolved})
-        self._affix_ids = {role: self._affixes(role) for role in ("query", "passage")}
+        self._affix_ids = {role: affix_ids(self.tokenizer, self.contract, role) for role in ("query", "passage")}
 
     # -- loading -------------------------------------------------------------------------------
     def _add_special_tokens(self, contract: EncodingContract) -> int:
-        """Add the contract's special tokens the tokenizer lacks; new embedding rows get the mean embedding."""
-        import torch
-
-        vocab = self.tokenizer.get_vocab()
-        missing = [t for t in contract.special_tokens if t not in vocab]
-        if missing:
-            self.tokenizer.add_tokens(missing, special_tokens=True)
-        rows = self.model.get_input_embeddings().weight.shape[0]
-        if len(self.tokenizer) > rows:
-            self.model.resize_token_embeddings(len(self.tokenizer), mean_resizing=False)
-            with torch.no_grad():
-                weight = self.model.get_input_embeddings().weight
-                weight[rows:] = weight[:rows].mean(dim=0, keepdim=True)
-        return len(missing)
+        return add_special_tokens(self.tokenizer, self.model, contract.special_tokens)
 
     def _pad_id(self, name: str, contract: EncodingContract) -> int:
         token = contract.pad_token or self.tokenizer.pad_token
@@ -146,41 +196,13 @@ class DecoderEncoder:
                 "adapter_sha256": sha256_of_files([weights])}
 
     # -- inputs --------------------------------------------------------------------------------
-    def _ids(self, text: str) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
-
-    def _affixes(self, role: Role) -> tuple[list[int], list[int]]:
-        prefix, suffix = self.contract.affixes(role)
-        head = ([self.tokenizer.bos_token_id] if self.contract.bos else []) + self._ids(prefix)
-        tail = self._ids(suffix) + ([self.tokenizer.eos_token_id] if self.contract.eos else [])
-        return head, tail
-
     def input_ids(self, texts: Sequence[str], role: Role, titles: Sequence[str] | None = None) -> list[list[int]]:
         """The model input of each text, unpadded: BOS, prefix, text (truncated to fit), suffix, EOS."""
-        head, tail = self._affix_ids[role]
-        limit = self.contract.max_length(role)
-        room = None if limit is None else limit - len(head) - len(tail)
-        if room is not None and room < 1:
-            raise ConfigError(f"encoder {self.meta.name!r}: {role} max length {limit} leaves no room for text "
-                              f"after {len(head) + len(tail)} prompt tokens")
-        formatted = [self.contract.format(role, t, titles[i] if titles is not None else "") for i, t in enumerate(texts)]
-        body = self.tokenizer(formatted, add_special_tokens=False, truncation=room is not None,
-                              max_length=room)["input_ids"] if formatted else []
-        return [head + ids + tail for ids in body]
+        return input_ids(self.tokenizer, self.contract, role, texts, titles, self._affix_ids[role], self.meta.name)
 
     def collate(self, batch: Sequence[list[int]]):
         """Pad to the longest on the contract's side: (input_ids, attention_mask, position_ids)."""
-        import torch
-
-        width = max(len(ids) for ids in batch)
-        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, seq in enumerate(batch):
-            span = slice(width - len(seq), width) if self.contract.padding_side == "left" else slice(0, len(seq))
-            ids[row, span] = torch.tensor(seq, dtype=torch.long)
-            mask[row, span] = 1
-        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)  # real tokens at 0..n-1 whichever side is padded
-        return ids, mask, positions
+        return collate(batch, self.pad_id, self.contract.padding_side)
 
     # -- encoding ------------------------------------------------------------------------------
     def forward(self, batch: Sequence[list[int]]):

@@ -152,11 +152,38 @@ def entry_for_path(path: Path) -> ModelEntry:
         meta = sentence_transformer_meta(str(path), description=f"sentence-transformers model at {path}")
         return ModelEntry(str(path), "models.sentence_transformer:SentenceTransformerEncoder", meta,
                           {"model_path": str(path)}, origin="path")
+    if (path / ADAPTED_MANIFEST).is_file():
+        return adapted_entry(path)
     if (path / "config.json").is_file():
         raise ConfigError(f"model path {path}: a transformers checkpoint needs an encoding contract; register it "
                           f"first: llara-bench register NAME {path} --contract llara|repllama")
     raise ConfigError(f"model path {path}: not a recognised model folder (expected a sentence-transformers folder "
                       "with modules.json)")
+
+
+ADAPTED_MANIFEST = "llara-bench.json"  # written by adaptation.stages
+
+
+def adapted_entry(path: Path) -> ModelEntry:
+    """An entry for a folder written by ``llara-bench adapt`` or ``finetune``: its manifest names the
+    encoding contract it was trained for."""
+    import json
+
+    from models.base import EncodingContract
+    from models.catalog import decoder_entry
+
+    manifest_path = path / ADAPTED_MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        fields = manifest["encoding_contract"]
+        contract = EncodingContract(**{**fields, "special_tokens": tuple(fields["special_tokens"])})
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{manifest_path}: expected the manifest llara-bench adapt/finetune writes, with an "
+                          f"'encoding_contract' ({exc})") from None
+    stage = manifest.get("stage", "adapted")
+    return decoder_entry(str(path), str(path), contract, origin="path", trained=True,
+                         description=f"{stage} by llara-bench from {manifest.get('base')} "
+                                     f"(pretext mode {manifest.get('mode', 'released')})")
 
 
 REGISTRY = Registry()

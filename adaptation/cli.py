@@ -1,0 +1,166 @@
+"""`llara-bench adapt` and `llara-bench finetune` (registered on the main typer app in harness.cli)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from models.errors import LlaraBenchError
+
+console = Console(stderr=True)
+LOSS_KEYS = ("loss", "ebae", "ebar", "next_token", "accuracy", "probe_mean_cos", "probe_pair_margin")
+
+
+def _settings(steps, batch_size, grad_accum, lr, warmup_ratio, seed, lora, lora_r, lora_alpha, lora_dropout,
+              gradient_checkpointing, save_every, log_every):
+    from adaptation.train import LoraSettings, TrainSettings
+
+    return TrainSettings(steps=steps, batch_size=batch_size, grad_accum=grad_accum, lr=lr, warmup_ratio=warmup_ratio,
+                         seed=seed, lora=LoraSettings(lora_r, lora_alpha, lora_dropout) if lora else None,
+                         gradient_checkpointing=gradient_checkpointing, save_every=save_every, log_every=log_every)
+
+
+def _train_with_progress(steps: int, description: str, work):
+    """Run ``work(on_log)`` under a rich progress bar that shows the latest logged losses."""
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[losses]}"))
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task(description, total=steps, losses="")
+
+        def on_log(step: int, row: dict) -> None:
+            losses = "  ".join(f"{k} {row[k]:.4g}" for k in LOSS_KEYS if k in row)
+            progress.update(task, completed=step, losses=losses)
+
+        return work(on_log)
+
+
+def _fail(exc: Exception) -> None:
+    console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+COMMON = dict(
+    steps=typer.Option(200, min=1, help="Optimizer steps."),
+    batch_size=typer.Option(16, min=1, help="Items per micro-batch (per process)."),
+    grad_accum=typer.Option(1, min=1, help="Micro-batches per optimizer step."),
+    warmup_ratio=typer.Option(0.1, min=0.0, max=1.0, help="Share of the steps spent warming the learning rate up."),
+    seed=typer.Option(0, help="Seed of the data order, sampling and initialisation."),
+    lora_r=typer.Option(64, min=1), lora_alpha=typer.Option(16, min=1), lora_dropout=typer.Option(0.1, min=0.0),
+    gradient_checkpointing=typer.Option(False, "--gradient-checkpointing", help="Recompute activations in "
+                                        "the backward pass (less memory, more time)."),
+    save_every=typer.Option(0, min=0, help="Steps between resumable checkpoints (0: at the end only)."),
+    log_every=typer.Option(10, min=1, help="Steps between logged losses."),
+)
+
+
+def adapt(
+    base: str = typer.Argument(..., help="Causal LM to adapt: a folder or Hub id (e.g. meta-llama/Llama-2-7b-hf)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder for the adapted encoder (must not exist)."),
+    data: Optional[str] = typer.Option(None, "--data", help="Corpus: a dataset spec the harness loads "
+                                       "(folder:PATH, beir:NAME, embedded:smoke, irds:ID)."),
+    text: Optional[list[Path]] = typer.Option(None, "--text", help="Plain-text files (one document each) or "
+                                              ".jsonl files with 'text' (repeatable), instead of --data."),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", envvar="LLARA_BENCH_DATA_ROOT"),
+    tokenizer: Optional[str] = typer.Option(None, help="Tokenizer folder or id, when not beside the model."),
+    mode: str = typer.Option("released", help="Pretext mode: released (8 tokens per head, max-pooled logits, "
+                             "next-token loss) or paper (one embedding token, bag-of-words losses only)."),
+    next_token_weight: Optional[float] = typer.Option(None, min=0.0, help="Weight of the next-token loss "
+                                                      "(default: the mode's, 1 or 0)."),
+    chunk_words: int = typer.Option(128, min=8, help="Words per chunk (chunks end at sentence boundaries)."),
+    short_docs: str = typer.Option("halve", help="Single-chunk documents: halve (split in two) or drop."),
+    max_text_tokens: int = typer.Option(128, min=1, help="Text tokens per chunk in the pretext input."),
+    lr: float = typer.Option(1e-5, help="Peak learning rate (LLaRA: 1e-5 for LLaMA-2-7B)."),
+    lora: bool = typer.Option(False, "--lora/--full", help="LoRA adapters (merged on save) or all parameters."),
+    steps: int = COMMON["steps"], batch_size: int = COMMON["batch_size"], grad_accum: int = COMMON["grad_accum"],
+    warmup_ratio: float = COMMON["warmup_ratio"], seed: int = COMMON["seed"], lora_r: int = COMMON["lora_r"],
+    lora_alpha: int = COMMON["lora_alpha"], lora_dropout: float = COMMON["lora_dropout"],
+    gradient_checkpointing: bool = COMMON["gradient_checkpointing"], save_every: int = COMMON["save_every"],
+    log_every: int = COMMON["log_every"],
+) -> None:
+    """LLaRA adaptation: EBAE + EBAR pretraining of a causal LM on consecutive chunk pairs of a corpus.
+
+    The output folder is an encoder: `llara-bench run -m OUTPUT`. Rerunning the same command after an
+    interruption resumes from the last checkpoint (--save-every)."""
+    from adaptation.corpus import read_text_files
+    from adaptation.stages import adapt as run_adapt
+
+    try:
+        if (data is None) == (not text):
+            raise LlaraBenchError("give the corpus as --data SPEC or as --text FILE (one of them)")
+        docs = read_text_files(text) if text else _dataset_docs(data, data_root)
+        settings = _settings(steps, batch_size, grad_accum, lr, warmup_ratio, seed, lora, lora_r, lora_alpha,
+                             lora_dropout, gradient_checkpointing, save_every, log_every)
+        manifest = _train_with_progress(steps, "adapt", lambda on_log: run_adapt(
+            base, docs, output, settings, tokenizer=tokenizer, mode=mode, chunk_words=chunk_words,
+            short_docs=short_docs, max_text_tokens=max_text_tokens, next_token_weight=next_token_weight,
+            on_log=on_log))
+    except LlaraBenchError as exc:
+        _fail(exc)
+    d = manifest["data"]
+    console.print(f"{d['pairs']:,} chunk pairs from {d['documents']:,} documents ({d['halved']:,} halved, "
+                  f"{d['dropped_short']:,} too short, left out); {manifest['train_seconds']:.0f} s")
+    typer.echo(str(output))
+
+
+def finetune(
+    base: str = typer.Argument(..., help="Encoder folder to fine-tune (an adapt output, or a causal LM)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder for the fine-tuned encoder (must not exist)."),
+    data: Optional[str] = typer.Option(None, "--data", help="Dataset spec with a train split (e.g. "
+                                       "folder:../shared/data/scifact)."),
+    split: str = typer.Option("train", help="The split whose qrels are the training pairs."),
+    tevatron: Optional[Path] = typer.Option(None, "--tevatron", help="Tevatron-style training JSONL instead of "
+                                            "--data."),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", envvar="LLARA_BENCH_DATA_ROOT"),
+    miner: str = typer.Option("bm25", help="Registry encoder that mines hard negatives (with --data)."),
+    mine_depth: int = typer.Option(100, min=1, help="Negatives come from the miner's top N, judged "
+                                   "positives left out."),
+    negatives: int = typer.Option(15, min=0, help="Hard negatives per query."),
+    temperature: float = typer.Option(0.01, min=1e-6),
+    query_max_length: int = typer.Option(64, min=8), passage_max_length: int = typer.Option(160, min=8),
+    lr: float = typer.Option(3e-4, help="Peak learning rate (LLaRA's README example: 3e-4 with LoRA)."),
+    lora: bool = typer.Option(True, "--lora/--full", help="LoRA adapters (LLaRA: r 64, alpha 16, dropout 0.1; "
+                              "merged on save) or all parameters."),
+    device: Optional[str] = typer.Option(None, help="Device of a dense miner."),
+    steps: int = COMMON["steps"], batch_size: int = COMMON["batch_size"], grad_accum: int = COMMON["grad_accum"],
+    warmup_ratio: float = COMMON["warmup_ratio"], seed: int = COMMON["seed"], lora_r: int = COMMON["lora_r"],
+    lora_alpha: int = COMMON["lora_alpha"], lora_dropout: float = COMMON["lora_dropout"],
+    gradient_checkpointing: bool = COMMON["gradient_checkpointing"], save_every: int = COMMON["save_every"],
+    log_every: int = COMMON["log_every"],
+) -> None:
+    """Contrastive fine-tuning (InfoNCE, 1 positive + N hard negatives + in-batch negatives)."""
+    from adaptation.finetune import ContrastiveSettings, mine_groups, read_tevatron_jsonl
+    from adaptation.stages import finetune as run_finetune
+    from harness.datasets import load_dataset
+
+    try:
+        if (data is None) == (tevatron is None):
+            raise LlaraBenchError("give the training data as --data SPEC or as --tevatron FILE (one of them)")
+        if tevatron:
+            groups, source = read_tevatron_jsonl(tevatron), {"tevatron": str(tevatron)}
+        else:
+            dataset = load_dataset(data, data_root)
+            groups = mine_groups(dataset, split, miner, mine_depth, device)
+            source = {"spec": data, "split": split, "miner": miner, "mine_depth": mine_depth,
+                      "fingerprint": dataset.fingerprint(split)}
+        settings = _settings(steps, batch_size, grad_accum, lr, warmup_ratio, seed, lora, lora_r, lora_alpha,
+                             lora_dropout, gradient_checkpointing, save_every, log_every)
+        contrastive = ContrastiveSettings(negatives, temperature, query_max_length, passage_max_length)
+        manifest = _train_with_progress(steps, "finetune", lambda on_log: run_finetune(
+            base, groups, output, settings, contrastive, data=source, on_log=on_log))
+    except LlaraBenchError as exc:
+        _fail(exc)
+    console.print(f"{manifest['data']['groups']:,} training queries; {manifest['train_seconds']:.0f} s")
+    typer.echo(str(output))
+
+
+def _dataset_docs(spec: str, data_root: Path | None) -> list[tuple[str, str]]:
+    from harness.datasets import load_dataset
+
+    corpus = load_dataset(spec, data_root).corpus
+    return [(i, f"{title}. {text}" if title else text) for i, title, text in zip(corpus.ids, corpus.titles,
+                                                                                corpus.texts)]

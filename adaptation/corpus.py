@@ -16,13 +16,13 @@ left-out document is counted in `PairStats`, which the caller reports.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from adaptation.stopwords import NLTK_ENGLISH
+from harness.datasets.beir_folder import iter_jsonl
 from harness.errors import ConfigError, DataFormatError
 
 SHORT_DOC_POLICIES = ("halve", "drop")
@@ -145,14 +145,8 @@ def read_text_files(paths: Sequence[Path]) -> list[tuple[str, str]]:
         if path.suffix != ".jsonl":
             docs.append((path.name, path.read_text(encoding="utf-8")))
             continue
-        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataFormatError(path, f"invalid JSON ({exc.msg})", line=lineno) from None
-            if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+        for lineno, obj in iter_jsonl(path):
+            if not isinstance(obj.get("text"), str):
                 raise DataFormatError(path, "expected an object with a string 'text'", line=lineno, field="text")
             title = obj.get("title") or ""
             docs.append((str(obj.get("_id", obj.get("id", f"{path.name}:{lineno}"))),

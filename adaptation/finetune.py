@@ -10,7 +10,6 @@ left out, or from a Tevatron-style JSONL (``query``, ``positive_passages``, ``ne
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from harness.datasets import Dataset
+from harness.datasets.beir_folder import iter_jsonl
 from harness.errors import ConfigError, DataFormatError
 from models.base import EncodingContract
 from models.decoder import collate, input_ids, pool
@@ -85,28 +85,21 @@ def read_tevatron_jsonl(path: Path) -> list[TrainGroup]:
     """Tevatron's training format: one object per line with ``query`` and ``positive_passages`` /
     ``negative_passages`` lists of ``{docid, title, text}``."""
     groups = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataFormatError(path, f"invalid JSON ({exc.msg})", line=lineno) from None
-            if not isinstance(obj, dict) or not isinstance(obj.get("query"), str):
-                raise DataFormatError(path, "expected an object with a string 'query'", line=lineno, field="query")
-            lists = {}
-            for key in ("positive_passages", "negative_passages"):
-                items = obj.get(key, [])
-                if not isinstance(items, list) or not all(isinstance(p, dict) and isinstance(p.get("text"), str)
-                                                          for p in items):
-                    raise DataFormatError(path, "expected a list of {docid, title, text} objects", line=lineno,
-                                          field=key)
-                lists[key] = [(p.get("title") or "", p["text"]) for p in items]
-            if not lists["positive_passages"]:
-                raise DataFormatError(path, "expected at least one positive passage", line=lineno,
-                                      field="positive_passages")
-            groups.append(TrainGroup(obj["query"], lists["positive_passages"], lists["negative_passages"]))
+    for lineno, obj in iter_jsonl(path):
+        if not isinstance(obj.get("query"), str):
+            raise DataFormatError(path, "expected an object with a string 'query'", line=lineno, field="query")
+        lists = {}
+        for key in ("positive_passages", "negative_passages"):
+            items = obj.get(key, [])
+            if not isinstance(items, list) or not all(isinstance(p, dict) and isinstance(p.get("text"), str)
+                                                      for p in items):
+                raise DataFormatError(path, "expected a list of {docid, title, text} objects", line=lineno,
+                                      field=key)
+            lists[key] = [(p.get("title") or "", p["text"]) for p in items]
+        if not lists["positive_passages"]:
+            raise DataFormatError(path, "expected at least one positive passage", line=lineno,
+                                  field="positive_passages")
+        groups.append(TrainGroup(obj["query"], lists["positive_passages"], lists["negative_passages"]))
     if not groups:
         raise DataFormatError(path, "no training groups")
     return groups

@@ -48,7 +48,7 @@ def load_beir_folder(folder: str | Path, name: str | None = None, splits: list[s
     return dataset
 
 
-def _iter_lines(path: Path) -> Iterator[tuple[int, str]]:
+def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
     """(1-based line number, decoded line without its line ending), rejecting bad UTF-8 by line."""
     if not path.is_file():
         raise DataFormatError(path, "file not found")
@@ -64,8 +64,8 @@ def _iter_lines(path: Path) -> Iterator[tuple[int, str]]:
             yield lineno, line.rstrip("\r\n")
 
 
-def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
-    for lineno, line in _iter_lines(path):
+def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+    for lineno, line in iter_lines(path):
         if not line.strip():
             continue  # blank lines carry nothing
         try:
@@ -104,7 +104,7 @@ def _unique_id(path: Path, lineno: int, obj: dict, first_line: dict[str, int], k
 def _load_corpus(path: Path) -> Corpus:
     corpus = Corpus()
     first_line: dict[str, int] = {}
-    for lineno, obj in _iter_jsonl(path):
+    for lineno, obj in iter_jsonl(path):
         doc_id = _unique_id(path, lineno, obj, first_line, "document")
         title = _string_field(path, lineno, obj, "title", required=False)
         text = _string_field(path, lineno, obj, "text", required=True)
@@ -117,7 +117,7 @@ def _load_corpus(path: Path) -> Corpus:
 def _load_queries(path: Path) -> dict[str, str]:
     queries: dict[str, str] = {}
     first_line: dict[str, int] = {}
-    for lineno, obj in _iter_jsonl(path):
+    for lineno, obj in iter_jsonl(path):
         qid = _unique_id(path, lineno, obj, first_line, "query")
         queries[qid] = _string_field(path, lineno, obj, "text", required=True, non_empty=True)
     if not queries:
@@ -131,7 +131,7 @@ def _load_qrels(path: Path, queries: dict[str, str], doc_ids: set[str]) -> tuple
     seen_at: dict[tuple[str, str], int] = {}
     missing_docs: set[str] = set()
     first = True
-    for lineno, line in _iter_lines(path):
+    for lineno, line in iter_lines(path):
         if not line.strip():
             continue
         cols = line.split("\t")

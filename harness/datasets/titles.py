@@ -17,9 +17,9 @@ file, or ids in another numbering).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from harness.datasets.beir_folder import iter_jsonl, iter_lines
 from harness.datasets.model import Dataset
 from harness.errors import ConfigError, DataFormatError
 
@@ -73,33 +73,24 @@ def join_titles(dataset: Dataset, titles: dict[str, str], source: str) -> None:
 
 def _tsv_titles(path: Path) -> dict[str, str]:
     out: dict[str, str] = {}
-    with path.open(encoding="utf-8", newline="") as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.rstrip("\r\n")
-            if not line:
-                continue
-            doc_id, tab, title = line.partition("\t")
-            if not tab or not doc_id:
-                raise DataFormatError(path, f"expected 'doc id<TAB>title', got {line[:80]!r}", line=lineno)
-            out[doc_id] = title
+    for lineno, line in iter_lines(path):
+        if not line:
+            continue
+        doc_id, tab, title = line.partition("\t")
+        if not tab or not doc_id:
+            raise DataFormatError(path, f"expected 'doc id<TAB>title', got {line[:80]!r}", line=lineno)
+        out[doc_id] = title
     return out
 
 
 def _jsonl_titles(path: Path) -> dict[str, str]:
     out: dict[str, str] = {}
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataFormatError(path, f"invalid JSON ({exc.msg})", line=lineno) from None
-            key = next((k for k in ID_FIELDS if k in obj), None) if isinstance(obj, dict) else None
-            if key is None or not isinstance(obj.get("title", ""), str):
-                raise DataFormatError(path, "expected an object with 'docid' (or '_id') and a string 'title'",
-                                      line=lineno)
-            out[str(obj[key])] = obj.get("title", "")
+    for lineno, obj in iter_jsonl(path):
+        key = next((k for k in ID_FIELDS if k in obj), None)
+        if key is None or not isinstance(obj.get("title", ""), str):
+            raise DataFormatError(path, "expected an object with 'docid' (or '_id') and a string 'title'",
+                                  line=lineno)
+        out[str(obj[key])] = obj.get("title", "")
     return out
 
 

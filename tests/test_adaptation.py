@@ -275,3 +275,28 @@ def test_adapt_then_finetune_then_evaluate_through_the_cli(tmp_path):
 
     again = runner.invoke(app, ["adapt", str(tiny_llama_path()), "-o", str(adapted), "--data", "embedded:smoke"])
     assert again.exit_code == 2 and "exists" in again.output
+
+
+def test_lora_adaptation_trains_the_adapters_and_the_new_token_rows_and_saves_them_merged(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from adaptation.stages import adapt
+    from adaptation.train import LoraSettings
+
+    base = tiny_llama_path()
+    corpus = load_dataset("embedded:smoke").corpus
+    docs = list(zip(corpus.ids, corpus.texts))[:40]
+    settings = TrainSettings(steps=3, batch_size=4, lr=1e-2, lora=LoraSettings(r=4, alpha=8, dropout=0.0),
+                             gradient_checkpointing=True, monitor_every=0)
+    manifest = adapt(str(base), docs, tmp_path / "out", settings, chunk_words=32)
+    before, _ = _tiny()
+    after = AutoModelForCausalLM.from_pretrained(tmp_path / "out", dtype=torch.float32)
+    assert not any("lora" in k for k in after.state_dict())  # merged into the base weights
+    changed = lambda name: not torch.equal(before.state_dict()[name], after.state_dict()[name])  # noqa: E731
+    assert changed("model.layers.0.self_attn.q_proj.weight") and changed("model.layers.3.mlp.down_proj.weight")
+    rows = before.get_input_embeddings().weight.shape[0]
+    new_rows = slice(rows - manifest["added_special_tokens"], rows)
+    old_rows = slice(0, rows - manifest["added_special_tokens"])
+    assert manifest["added_special_tokens"] == 16
+    assert not torch.equal(before.get_input_embeddings().weight[new_rows], after.get_input_embeddings().weight[new_rows])
+    assert torch.equal(before.get_input_embeddings().weight[old_rows], after.get_input_embeddings().weight[old_rows])

@@ -21,7 +21,7 @@ from harness.datasets import Dataset
 from harness.datasets.beir_folder import iter_jsonl
 from harness.errors import ConfigError, DataFormatError
 from models.base import EncodingContract
-from models.decoder import collate, input_ids, pool
+from models.decoder import collate, embed, input_ids
 
 Passage = tuple[str, str]  # (title, text)
 
@@ -137,23 +137,13 @@ class ContrastiveBatches:
             collate(p, self.pad_id, self.contract.padding_side)
 
 
-def encode_batch(model, inputs, contract: EncodingContract):
-    import torch
-
-    device = next(model.parameters()).device
-    ids, mask, positions = (t.to(device) for t in inputs)
-    hidden = model(input_ids=ids, attention_mask=mask, position_ids=positions).last_hidden_state
-    emb = pool(hidden, mask, contract).float()
-    return torch.nn.functional.normalize(emb, dim=-1)
-
-
 def contrastive_loss(model, batch, contract: EncodingContract, temperature: float):
     """InfoNCE: each query against every passage of the batch; its own positive is the target."""
     import torch
 
     queries, passages = batch
-    q = encode_batch(model, queries, contract)
-    p = encode_batch(model, passages, contract)
+    q = embed(model, queries, contract)
+    p = embed(model, passages, contract)
     scores = q @ p.T / temperature
     group = p.shape[0] // q.shape[0]
     target = torch.arange(q.shape[0], device=scores.device) * group

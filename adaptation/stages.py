@@ -94,7 +94,7 @@ def adapt(base: str, docs: list[tuple[str, str]], output: Path, settings: TrainS
     trained, result = train(model, len(pairs), make_batch, lambda m, b: pretext_loss(m, b, pretext_mode),
                             settings, _workdir(output), key_extra=key, monitor=monitor, on_log=on_log)
     manifest = {"stage": "adapted", "base": base, "tokenizer": tokenizer or base, "mode": mode,
-                "pretext": asdict(pretext_mode), "contract": "llara", "chunk_words": chunk_words,
+                "pretext": asdict(pretext_mode), "chunk_words": chunk_words,
                 "short_docs": short_docs, "max_text_tokens": max_text_tokens, "data": stats.to_dict(),
                 "added_special_tokens": added, "settings": asdict(settings), "history": result.history,
                 "resumed_from_step": result.resumed_from, "train_seconds": result.seconds}
@@ -125,7 +125,7 @@ def finetune(base: str, groups: list[TrainGroup], output: Path, settings: TrainS
                             lambda m, b: contrastive_loss(m, b, batches.contract, contrastive.temperature),
                             settings, _workdir(output), key_extra=key, on_log=on_log)
     manifest = {"stage": "finetuned", "base": base, "mode": (previous or {}).get("mode", "released"),
-                "contract": "llara", "adapted_from": previous, "contrastive": asdict(contrastive),
+                "adapted_from": previous, "contrastive": asdict(contrastive),
                 "data": {**groups_summary(groups), **(data or {})}, "settings": asdict(settings),
                 "history": result.history, "resumed_from_step": result.resumed_from,
                 "train_seconds": result.seconds}

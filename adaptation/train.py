@@ -18,7 +18,6 @@ import hashlib
 import json
 import math
 import os
-import random
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -63,15 +62,6 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)  # one row per logged step
     resumed_from: int = 0
     seconds: float = 0.0
-
-
-def seed_everything(seed: int) -> None:
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def apply_lora(model, lora: LoraSettings, trainable_token_ids: Sequence[int] = ()):
@@ -121,9 +111,10 @@ def train(model, n_items: int, make_batch: Callable[[list[int]], Any],
 
     import torch
     from accelerate import Accelerator
+    from accelerate.utils import set_seed
     from transformers import get_linear_schedule_with_warmup
 
-    seed_everything(settings.seed)
+    set_seed(settings.seed)
     use_bf16 = settings.bf16 if settings.bf16 is not None else torch.cuda.is_available()
     accelerator = Accelerator(mixed_precision="bf16" if use_bf16 else "no",
                               gradient_accumulation_steps=settings.grad_accum)

@@ -86,6 +86,18 @@ def collate(batch: Sequence[list[int]], pad_id: int, padding_side: str):
     return ids, mask, positions
 
 
+def embed(model, inputs, contract: EncodingContract):
+    """Pooled (and, per the contract, normalised) float32 embeddings of collated ``inputs`` (see
+    `collate`), with gradients when the caller allows them (fine-tuning)."""
+    import torch
+
+    device = next(model.parameters()).device
+    ids, mask, positions = (t.to(device) for t in inputs)
+    hidden = model(input_ids=ids, attention_mask=mask, position_ids=positions).last_hidden_state
+    emb = pool(hidden, mask, contract).float()
+    return torch.nn.functional.normalize(emb, p=2, dim=-1) if contract.normalize else emb
+
+
 def pool(hidden, mask, contract: EncodingContract):
     """Pool (batch, seq, dim) hidden states over the real tokens given by ``mask``, per the contract."""
     import torch
@@ -151,7 +163,7 @@ class DecoderEncoder:
         except (OSError, ValueError) as exc:
             raise ConfigError(f"encoder {meta.name!r}: cannot load the model from {folder}: {exc}") from exc
 
-        added = self._add_special_tokens(contract)
+        added = add_special_tokens(self.tokenizer, self.model, contract.special_tokens)
         self.pad_id = self._pad_id(meta.name, contract)
         resolved: dict[str, Any] = {"model": str(folder), "model_revision": snapshot_revision(folder) or revision,
                                     "tokenizer": str(tok_folder), "tokenizer_class": type(self.tokenizer).__name__,
@@ -173,9 +185,6 @@ class DecoderEncoder:
         self._affix_ids = {role: affix_ids(self.tokenizer, self.contract, role) for role in ("query", "passage")}
 
     # -- loading -------------------------------------------------------------------------------
-    def _add_special_tokens(self, contract: EncodingContract) -> int:
-        return add_special_tokens(self.tokenizer, self.model, contract.special_tokens)
-
     def _pad_id(self, name: str, contract: EncodingContract) -> int:
         token = contract.pad_token or self.tokenizer.pad_token
         pad_id = self.tokenizer.convert_tokens_to_ids(token) if token is not None else None
@@ -207,12 +216,7 @@ class DecoderEncoder:
     # -- encoding ------------------------------------------------------------------------------
     def forward(self, batch: Sequence[list[int]]):
         """Pooled (and, per the contract, normalised) float32 embeddings of a batch of input ids."""
-        import torch
-
-        ids, mask, positions = (t.to(self.device) for t in self.collate(batch))
-        hidden = self.model(input_ids=ids, attention_mask=mask, position_ids=positions).last_hidden_state
-        emb = pool(hidden, mask, self.contract).float()
-        return torch.nn.functional.normalize(emb, p=2, dim=-1) if self.contract.normalize else emb
+        return embed(self.model, self.collate(batch), self.contract)
 
     def encode(self, texts: Sequence[str], role: Role, *, titles: Sequence[str] | None = None,
                progress: Progress | None = None) -> EncodeOutput:

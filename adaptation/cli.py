@@ -1,7 +1,8 @@
-"""`llara-bench adapt` and `llara-bench finetune` (registered on the main typer app in harness.cli)."""
+"""`llara-bench adapt`, `finetune` and `miniature` (registered on the main typer app in harness.cli)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Optional
 
@@ -164,3 +165,96 @@ def _dataset_docs(spec: str, data_root: Path | None) -> list[tuple[str, str]]:
     corpus = load_dataset(spec, data_root).corpus
     return [(i, f"{title}. {text}" if title else text) for i, title, text in zip(corpus.ids, corpus.titles,
                                                                                 corpus.texts)]
+
+
+def miniature(
+    dataset: Optional[Path] = typer.Option(None, help="BEIR-layout folder with train and test qrels (default: "
+                                           "$LLARA_BENCH_SHARED_DATA/scifact)."),
+    tokenizer: Optional[str] = typer.Option(None, help="Tokenizer of the small LLaMA (default: "
+                                            "$LLARA_BENCH_SHARED_MODELS/llama2-tokenizer-hf, LLaMA-2's)."),
+    output: Path = typer.Option(Path("runs/llara-miniature"), "--output", "-o", help="Folder for the four "
+                                "models, the runs, the table and the report; a rerun reuses finished stages."),
+    hidden: int = typer.Option(128, min=8), layers: int = typer.Option(4, min=1),
+    pretrain_steps: int = typer.Option(200, min=1, help="Next-token pretraining steps of the base."),
+    adapt_steps: int = typer.Option(200, min=1, help="EBAE/EBAR adaptation steps."),
+    adapt_lr: float = typer.Option(5e-4),
+    mode: str = typer.Option("released", help="Pretext mode: released or paper."),
+    next_token_weight: Optional[float] = typer.Option(None, min=0.0, help="Weight of the next-token loss "
+                                                      "(default: the mode's, 1 or 0)."),
+    chunk_words: int = typer.Option(64, min=8),
+    finetune_steps: int = typer.Option(100, min=1, help="Contrastive fine-tuning steps (each model)."),
+    finetune_lr: float = typer.Option(1e-4),
+    seed: int = COMMON["seed"],
+) -> None:
+    """LLaRA in miniature: pretrain a small LLaMA (base), adapt it (llara), fine-tune both, evaluate all four
+    on the test split, and test llara+ft against base+ft query by query."""
+    import os
+    from dataclasses import replace
+
+    from adaptation.miniature import BASELINE, CANDIDATE, MiniatureSettings, ModelShape, reproduce
+
+    shared = {"dataset": ("LLARA_BENCH_SHARED_DATA", "scifact"),
+              "tokenizer": ("LLARA_BENCH_SHARED_MODELS", "llama2-tokenizer-hf")}
+    given = {"dataset": dataset, "tokenizer": tokenizer}
+    for option, (env, sub) in shared.items():
+        if given[option] is None:
+            if not os.environ.get(env):
+                _fail(LlaraBenchError(f"--{option}: not given, and {env} is not set"))
+            given[option] = Path(os.environ[env]) / sub
+    d = MiniatureSettings()
+    settings = replace(d, shape=ModelShape(hidden=hidden, layers=layers, heads=max(1, hidden // 64),
+                                           intermediate=hidden * 8 // 3 // 8 * 8),
+                       pretrain=replace(d.pretrain, steps=pretrain_steps, seed=seed),
+                       adapt=replace(d.adapt, steps=adapt_steps, lr=adapt_lr, seed=seed), mode=mode,
+                       next_token_weight=next_token_weight, chunk_words=chunk_words, finetune=replace(d.finetune, steps=finetune_steps, lr=finetune_lr,
+                                                                 seed=seed), seed=seed)
+
+    def on_log(stage: str, step: int, row: dict) -> None:
+        losses = "  ".join(f"{k} {row[k]:.4g}" for k in LOSS_KEYS if k in row)
+        console.print(f"[dim]{stage} {step:>5}[/]  {losses}", highlight=False)
+
+    try:
+        rep = reproduce(Path(given["dataset"]), str(given["tokenizer"]), output, settings, on_log=on_log,
+                        on_stage=lambda stage, text: console.print(f"[bold]{stage}[/]: {escape(text)}"))
+        comparison = paired(rep.results[CANDIDATE], rep.results[BASELINE])
+    except LlaraBenchError as exc:
+        _fail(exc)
+    (output / "reproduction.json").write_text(json.dumps(
+        {"rows": rep.rows, "comparison": comparison, "run_dir": str(rep.run_dir), "seconds": rep.seconds},
+        indent=2))
+    (output / "reproduction.md").write_text(miniature_markdown(rep.rows, comparison))
+    from reports import write_report
+    from reports.model import Options
+
+    paths = write_report([rep.run_dir], output / "report.html", Options(baseline=BASELINE))
+    console.print(miniature_markdown(rep.rows, comparison), highlight=False)
+    console.print(f"stage seconds: {', '.join(f'{k} {v:.0f}' for k, v in rep.seconds.items())}; "
+                  f"report {paths[0]}")
+
+
+def paired(candidate: dict, baseline: dict, metric: str = "nDCG@10") -> dict:
+    """The candidate against the baseline on the same queries: mean difference, its 95% interval (paired t),
+    and the two-sided p-values of a paired randomization test and of the paired t-test."""
+    import numpy as np
+
+    from reports.stats import compare
+
+    queries = sorted(baseline["per_query"][metric])
+    a, b = (np.array([r["per_query"][metric][q] for q in queries]) for r in (candidate, baseline))
+    c, t = (compare([a], b, test=test)[0] for test in ("randomization", "t-test"))
+    return {"metric": metric, "candidate": candidate["model"]["name"], "baseline": baseline["model"]["name"],
+            "queries": c.n, "delta": c.delta, "ci_low": c.ci_low, "ci_high": c.ci_high,
+            "p_randomization": c.p_value, "p_t_test": t.p_value, "wins": c.wins, "ties": c.ties, "losses": c.losses}
+
+
+def miniature_markdown(rows: list[dict], comparison: dict) -> str:
+    lines = ["| model | nDCG@10 | R@100 | training s |", "|---|---|---|---|"]
+    for r in rows:
+        seconds = f"{r['train_seconds']:.0f}" if r.get("train_seconds") is not None else ""
+        lines.append(f"| {r['name']} | {r['nDCG@10']:.4f} | {r['R@100']:.4f} | {seconds} |")
+    c = comparison
+    lines += ["", f"{c['candidate']} vs {c['baseline']} on {c['queries']} queries ({c['metric']}): "
+              f"Δ {c['delta']:+.4f} (95% CI {c['ci_low']:+.4f} to {c['ci_high']:+.4f}), "
+              f"wins/ties/losses {c['wins']}/{c['ties']}/{c['losses']}, paired randomization test "
+              f"p = {c['p_randomization']:.4g} (paired t-test p = {c['p_t_test']:.4g})"]
+    return "\n".join(lines) + "\n"

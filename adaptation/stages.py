@@ -92,13 +92,13 @@ def adapt(base: str, docs: list[tuple[str, str]], output: Path, settings: TrainS
     key = {"stage": "adapt", "base": base, "mode": asdict(pretext_mode), "chunk_words": chunk_words,
            "short_docs": short_docs, "max_text_tokens": max_text_tokens, "pairs": len(pairs)}
     trained, result = train(model, len(pairs), make_batch, lambda m, b: pretext_loss(m, b, pretext_mode),
-                            settings, _workdir(output), key_extra=key, monitor=monitor, on_log=on_log)
+                            settings, workdir_for(output), key_extra=key, monitor=monitor, on_log=on_log)
     manifest = {"stage": "adapted", "base": base, "tokenizer": tokenizer or base, "mode": mode,
                 "pretext": asdict(pretext_mode), "chunk_words": chunk_words,
                 "short_docs": short_docs, "max_text_tokens": max_text_tokens, "data": stats.to_dict(),
                 "added_special_tokens": added, "settings": asdict(settings), "history": result.history,
                 "resumed_from_step": result.resumed_from, "train_seconds": result.seconds}
-    _save(trained, tok, output, manifest)
+    save_stage(trained, tok, output, manifest)
     return manifest
 
 
@@ -123,17 +123,17 @@ def finetune(base: str, groups: list[TrainGroup], output: Path, settings: TrainS
     key = {"stage": "finetune", "base": base, "contrastive": asdict(contrastive), "groups": len(groups)}
     trained, result = train(model, len(groups), batches,
                             lambda m, b: contrastive_loss(m, b, batches.contract, contrastive.temperature),
-                            settings, _workdir(output), key_extra=key, on_log=on_log)
+                            settings, workdir_for(output), key_extra=key, on_log=on_log)
     manifest = {"stage": "finetuned", "base": base, "mode": (previous or {}).get("mode", "released"),
                 "adapted_from": previous, "contrastive": asdict(contrastive),
                 "data": {**groups_summary(groups), **(data or {})}, "settings": asdict(settings),
                 "history": result.history, "resumed_from_step": result.resumed_from,
                 "train_seconds": result.seconds}
-    _save(trained, tok, output, manifest)
+    save_stage(trained, tok, output, manifest)
     return manifest
 
 
-def _workdir(output: Path) -> Path:
+def workdir_for(output: Path) -> Path:
     return output.parent / f".{output.name}.work"
 
 
@@ -142,7 +142,7 @@ def _refuse_finished(output: Path) -> None:
         raise ConfigError(f"output {output} exists; choose another folder or remove it")
 
 
-def _save(model, tokenizer, output: Path, manifest: dict) -> None:
+def save_stage(model, tokenizer, output: Path, manifest: dict) -> None:
     """Merge LoRA if any, save model + tokenizer + manifest into a scratch folder, rename it into place,
     and drop the training checkpoint."""
     if hasattr(model, "merge_and_unload"):
@@ -160,4 +160,4 @@ def _save(model, tokenizer, output: Path, manifest: dict) -> None:
         os.replace(scratch, output)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    shutil.rmtree(_workdir(output), ignore_errors=True)
+    shutil.rmtree(workdir_for(output), ignore_errors=True)

@@ -378,6 +378,7 @@ from adaptation import cli as _adaptation_cli  # noqa: E402
 
 app.command("adapt")(_adaptation_cli.adapt)
 app.command("finetune")(_adaptation_cli.finetune)
+app.command("miniature")(_adaptation_cli.miniature)
 
 
 def main() -> None:

@@ -164,9 +164,9 @@ def entry_for_path(path: Path) -> ModelEntry:
 ADAPTED_MANIFEST = "llara-bench.json"  # written by adaptation.stages
 
 
-def adapted_entry(path: Path) -> ModelEntry:
-    """An entry for a folder written by ``llara-bench adapt`` or ``finetune``: its manifest names the
-    encoding contract it was trained for."""
+def adapted_entry(path: Path, name: str | None = None) -> ModelEntry:
+    """An entry (named ``name``, by default the path) for a folder written by ``llara-bench adapt`` or
+    ``finetune``: its manifest names the encoding contract it was trained for."""
     import json
 
     from models.base import EncodingContract
@@ -181,7 +181,7 @@ def adapted_entry(path: Path) -> ModelEntry:
         raise ConfigError(f"{manifest_path}: expected the manifest llara-bench adapt/finetune writes, with an "
                           f"'encoding_contract' ({exc})") from None
     stage = manifest.get("stage", "adapted")
-    return decoder_entry(str(path), str(path), contract, origin="path", trained=True,
+    return decoder_entry(name or str(path), str(path), contract, origin="path", trained=True,
                          description=f"{stage} by llara-bench from {manifest.get('base')} "
                                      f"(pretext mode {manifest.get('mode', 'released')})")
 

@@ -31,10 +31,15 @@ SPECIAL_TOKENS = ["<unk>", "<s>", "</s>"]
 BYTE_TOKENS = [f"<0x{b:02X}>" for b in range(256)]  # with the special tokens, LLaMA's first 259 ids
 
 
-def _corpus_texts() -> list[str]:
+def corpus_docs() -> list[tuple[str, str]]:
+    """(id, "title text") of each passage of the embedded smoke corpus."""
     path = resources.files("harness") / "data" / "smoke" / "corpus.jsonl"
     docs = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [f"{d.get('title') or ''} {d['text']}".strip() for d in docs]
+    return [(d["_id"], f"{d.get('title') or ''} {d['text']}".strip()) for d in docs]
+
+
+def _corpus_texts() -> list[str]:
+    return [text for _, text in corpus_docs()]
 
 
 def build_key() -> str:

@@ -19,6 +19,7 @@ from adaptation.train import TrainSettings, train
 from harness.cli import app
 from harness.datasets import load_dataset
 from harness.errors import ConfigError, DataFormatError
+from harness.results import result_paths
 from models.contracts import LLARA
 from models.decoder import add_special_tokens, affix_ids, collate
 from models.tiny_llama import tiny_llama_path
@@ -300,3 +301,54 @@ def test_lora_adaptation_trains_the_adapters_and_the_new_token_rows_and_saves_th
     assert manifest["added_special_tokens"] == 16
     assert not torch.equal(before.get_input_embeddings().weight[new_rows], after.get_input_embeddings().weight[new_rows])
     assert torch.equal(before.get_input_embeddings().weight[old_rows], after.get_input_embeddings().weight[old_rows])
+
+
+def _split_smoke(folder):
+    """The smoke collection as a BEIR folder with a train split (its first 20 queries) and a test split."""
+    import shutil
+    from importlib import resources
+
+    src = resources.files("harness") / "data" / "smoke"
+    (folder / "qrels").mkdir(parents=True)
+    for name in ("corpus.jsonl", "queries.jsonl"):
+        shutil.copy(src / name, folder / name)
+    header, *lines = (src / "qrels" / "test.tsv").read_text().splitlines()
+    train_ids = sorted({line.split("\t")[0] for line in lines})[:20]
+    for split, keep in (("train", lambda q: q in train_ids), ("test", lambda q: q not in train_ids)):
+        (folder / "qrels" / f"{split}.tsv").write_text(
+            "\n".join([header] + [line for line in lines if keep(line.split("\t")[0])]) + "\n")
+    return 40 - 20
+
+
+def test_the_miniature_reproduction_runs_every_stage_and_tests_llara_against_the_base(tmp_path):
+    n_test = _split_smoke(tmp_path / "data")
+    out = tmp_path / "mini"
+    args = ["miniature", "--dataset", str(tmp_path / "data"), "--tokenizer", str(tiny_llama_path()), "-o", str(out),
+            "--hidden", "32", "--layers", "1", "--pretrain-steps", "2", "--adapt-steps", "2",
+            "--finetune-steps", "2", "--chunk-words", "16"]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "reproduction.json").read_text())
+    assert [r["name"] for r in summary["rows"]] == ["base", "base+ft", "llara", "llara+ft"]
+    assert all(0.0 <= r["nDCG@10"] <= 1.0 and 0.0 <= r["R@100"] <= 1.0 for r in summary["rows"])
+    comparison = summary["comparison"]
+    assert comparison["candidate"] == "llara+ft" and comparison["baseline"] == "base+ft"
+    assert comparison["queries"] == n_test and 0.0 < comparison["p_randomization"] <= 1.0
+    assert comparison["wins"] + comparison["ties"] + comparison["losses"] == n_test
+    assert "| llara+ft |" in (out / "reproduction.md").read_text() and (out / "report.html").is_file()
+
+    manifests = {name: json.loads((out / name / "llara-bench.json").read_text())
+                 for name in ("base", "llara", "base-ft", "llara-ft")}
+    assert manifests["base"]["stage"] == "pretrained" and manifests["base"]["shape"]["hidden"] == 32
+    assert manifests["llara"]["base"] == str(out / "base") and manifests["llara"]["pretext"]["k"] == 8
+    assert manifests["base-ft"]["base"] == str(out / "base") and manifests["llara-ft"]["base"] == str(out / "llara")
+    assert manifests["base-ft"]["settings"] == manifests["llara-ft"]["settings"]  # the same fine-tuning for both
+    assert manifests["llara-ft"]["data"]["split"] == "train"
+    (run_dir,) = (out / "runs").iterdir()
+    evaluated = json.loads(result_paths(run_dir, "llara+ft", "data")[0].read_text())
+    assert evaluated["dataset"]["n_queries"] == n_test and evaluated["model"]["contract"]["pooling_k"] == 8
+
+    again = CliRunner().invoke(app, args, env={"COLUMNS": "200"})  # finished stages are reused
+    assert again.exit_code == 0 and again.output.count("reusing") == 4, again.output
+    other = CliRunner().invoke(app, args[:-1] + ["24"])
+    assert other.exit_code == 2 and "other settings" in other.output

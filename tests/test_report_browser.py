@@ -72,21 +72,21 @@ def test_smoke_report_in_chromium(browser, smoke_run_dir):
         assert [m for m in visit.console if m[0] == "error"] == []
         assert visit.requests == [visit.url]  # the page itself, nothing else
         # both charts drew: one marker per (model, dataset) and one bar per phase of each pair
-        assert page.locator("#chart-quality .scatterlayer .point").count() == 3
-        assert page.locator("#chart-phases .barlayer .point").count() >= 3 * 4
+        assert page.locator("#chart-quality .scatterlayer .point").count() == 4
+        assert page.locator("#chart-phases .barlayer .point").count() >= 4 * 4
         legend = page.locator("#chart-quality .legendtext").all_text_contents()
-        assert legend == ["minilm", "bm25", "tiny-llama"]
+        assert legend == ["minilm", "bm25", "tiny-llama", "tiny-llara"]
         # the summary table, its best cell marked, and sorting by a column
         summary = page.locator("#summary-table")
         assert summary.is_visible()
         assert summary.locator("td.best").inner_text().startswith(page.locator(
             "#summary-table tbody tr:first-child td").first.inner_text()[:6])
         rows = lambda: [t.strip().split()[0] for t in summary.locator("tbody th").all_inner_texts()]  # noqa: E731
-        assert rows() == ["minilm", "bm25", "tiny-llama"]
+        assert rows() == ["minilm", "bm25", "tiny-llama", "tiny-llara"]  # the suite's order
         summary.locator("thead th", has_text="smoke").click()
-        assert rows() == ["tiny-llama", "bm25", "minilm"]  # ascending nDCG@10
+        assert rows() == ["tiny-llama", "tiny-llara", "bm25", "minilm"]  # ascending nDCG@10
         summary.locator("thead th", has_text="smoke").click()
-        assert rows() == ["minilm", "bm25", "tiny-llama"]
+        assert rows() == ["minilm", "bm25", "tiny-llara", "tiny-llama"]
         # readable at a laptop width: nothing wider than the window
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
         ARTEFACTS.mkdir(parents=True, exist_ok=True)

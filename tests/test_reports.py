@@ -51,7 +51,7 @@ def test_run_writes_the_report_with_the_suites_baseline(smoke_run_dir):
     assert html_path.is_file() and md_path.is_file() and csv_path.is_file()
     report = build_report([smoke_run_dir])
     assert report.baseline == "bm25"  # the smoke suite names it
-    assert report.models == ["minilm", "bm25", "tiny-llama"] and report.datasets == ["smoke"]
+    assert report.models == ["minilm", "bm25", "tiny-llama", "tiny-llara"] and report.datasets == ["smoke"]
     assert report.is_best("minilm", "smoke") and not report.is_best("bm25", "smoke")
     # MiniLM beats BM25 on the smoke set by 0.46 nDCG@10 over 40 queries: significant after correction
     assert report.direction("minilm", "smoke") == 1
@@ -65,7 +65,7 @@ def test_run_writes_the_report_with_the_suites_baseline(smoke_run_dir):
 def test_csv_and_markdown_carry_the_result_files_numbers(smoke_run_dir):
     rows = list(csv.DictReader((smoke_run_dir / "report.csv").open(encoding="utf-8")))
     assert [(r["model"], r["dataset"]) for r in rows] == [("minilm", "smoke"), ("bm25", "smoke"),
-                                                           ("tiny-llama", "smoke")]
+                                                           ("tiny-llama", "smoke"), ("tiny-llara", "smoke")]
     for row in rows:
         result = json.loads((smoke_run_dir / "results" / row["model"] / "smoke.json").read_text())
         assert float(row["value"]) == result["metrics"]["nDCG@10"]
@@ -112,9 +112,9 @@ def test_html_shows_provenance_and_timings(smoke_run_dir):
 def test_report_shows_the_runs_expected_scores_and_notes_a_fail(smoke_run_dir, tmp_path):
     html_text = (smoke_run_dir / "report.html").read_text(encoding="utf-8")
     gates = json.loads((smoke_run_dir / "run.json").read_text())["gates"]
-    assert [g["model"] for g in gates] == ["minilm", "bm25", "tiny-llama"]  # the smoke suite's expected scores
+    assert [g["model"] for g in gates] == ["minilm", "bm25", "tiny-llama", "tiny-llara"]  # the smoke suite's expected scores
     assert "Expected scores" in html_text and 'id="gates-table"' in html_text
-    assert html_text.count('class="gate-ok') == 3 and "FAIL" not in html_text.split('id="gates-table"')[1][:4000]
+    assert html_text.count('class="gate-ok') == 4 and "FAIL" not in html_text.split('id="gates-table"')[1][:4000]
     wrong = tmp_path / "wrong"
     shutil.copytree(smoke_run_dir, wrong)
     run = json.loads((wrong / "run.json").read_text())
@@ -122,10 +122,10 @@ def test_report_shows_the_runs_expected_scores_and_notes_a_fail(smoke_run_dir, t
     (wrong / "run.json").write_text(json.dumps(run))
     report = build_report([wrong])
     assert "1 expected score FAIL (see Expected scores)" in report.notes
-    assert [g["status"] for g in report.gates] == [gates[0]["status"], "FAIL", gates[2]["status"]]
+    assert [g["status"] for g in report.gates] == [gates[0]["status"], "FAIL", *(g["status"] for g in gates[2:])]
     markdown = render_markdown(report).split("## Expected scores")[1]
     assert "| bm25 | smoke | nDCG@10 | 0.9000 |" in markdown and "| **FAIL** |" in markdown
-    assert markdown.count("| OK |") == 2
+    assert markdown.count("| OK |") == 3
 
 
 def test_report_command_compares_runs(smoke_run_dir, tmp_path):
@@ -139,7 +139,7 @@ def test_report_command_compares_runs(smoke_run_dir, tmp_path):
     assert out.is_file() and out.with_suffix(".md").is_file() and out.with_suffix(".csv").is_file()
     md = out.with_suffix(".md").read_text(encoding="utf-8")
     assert md.startswith("# two runs") and "paired t-test" in md and "Bonferroni" in md
-    assert md.count("is superseded by") == 3  # same models and datasets in both inputs: one of each kept
+    assert md.count("is superseded by") == 4  # same models and datasets in both inputs: one of each kept
     assert "| minilm (baseline) |" in md
 
 
@@ -226,6 +226,7 @@ def test_per_query_examples_match_the_run_file(smoke_run_dir):
 def test_marker_size_grows_with_parameters(smoke_run_dir):
     from reports.charts import MAX_MARKER, MIN_MARKER, UNKNOWN_MARKER, marker_sizes
 
-    report = build_report([smoke_run_dir])  # minilm 22.7M, tiny-llama 443K, bm25 unknown
+    report = build_report([smoke_run_dir])  # minilm 22.7M, tiny-llama and tiny-llara 443K, bm25 unknown
     sizes = marker_sizes(report)
-    assert sizes == {"minilm": MAX_MARKER, "tiny-llama": MIN_MARKER, "bm25": UNKNOWN_MARKER}
+    assert sizes == {"minilm": MAX_MARKER, "tiny-llama": MIN_MARKER, "tiny-llara": MIN_MARKER,
+                     "bm25": UNKNOWN_MARKER}

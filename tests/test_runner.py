@@ -24,7 +24,7 @@ def smoke_run(tmp_path_factory):
 
 def test_smoke_writes_valid_results_for_every_pair(smoke_run):
     assert [(r["model"]["name"], r["dataset"]["name"]) for r in smoke_run.results] == [
-        ("minilm", "smoke"), ("bm25", "smoke"), ("tiny-llama", "smoke")]
+        ("minilm", "smoke"), ("bm25", "smoke"), ("tiny-llama", "smoke"), ("tiny-llara", "smoke")]
     schema = results.schema()
     for r in smoke_run.results:
         path, _ = results.result_paths(smoke_run.run_dir, r["model"]["name"], r["dataset"]["name"])
@@ -34,7 +34,7 @@ def test_smoke_writes_valid_results_for_every_pair(smoke_run):
         assert set(on_disk["per_query"]["nDCG@10"]) == set(on_disk["per_query"]["AP"])
         assert len(on_disk["per_query"]["nDCG@10"]) == on_disk["dataset"]["n_queries"] == 40
     run_json = json.loads((smoke_run.run_dir / "run.json").read_text())
-    assert len(run_json["results"]) == 3
+    assert len(run_json["results"]) == 4
 
 
 def test_decoder_result_records_the_contract_as_run(smoke_run):
@@ -66,7 +66,7 @@ def test_dense_result_has_timings_contract_and_provenance(smoke_run):
 
 def test_memory_plan_is_made_before_the_run_and_recorded(smoke_run):
     plan = {row["model"]: row for row in smoke_run.plan}
-    assert set(plan) == {"minilm", "tiny-llama"}  # dense models only
+    assert set(plan) == {"minilm", "tiny-llama", "tiny-llara"}  # dense models only
     assert plan["minilm"]["embedding_bytes"] == 235 * 384 * 4 == plan["minilm"]["index_bytes"]
     assert (plan["minilm"]["mode"], plan["minilm"]["device"]) == ("in-memory", "cpu")
     assert json.loads((smoke_run.run_dir / "run.json").read_text())["plan"] == smoke_run.plan
@@ -96,9 +96,10 @@ def test_metrics_agree_with_the_trec_run_file(smoke_run):
 
 
 def test_smoke_quality_ordering(smoke_run):
-    minilm, bm25, tiny = (r["metrics"]["nDCG@10"] for r in smoke_run.results)
+    minilm, bm25, tiny, adapted = (r["metrics"]["nDCG@10"] for r in smoke_run.results)
     assert minilm > bm25  # paraphrase queries defeat BM25 on this collection
     assert bm25 > tiny  # tiny-llama is untrained
+    assert adapted > 2 * tiny  # LLaRA's pretext tasks alone, on the smoke corpus, make it a retriever
 
 
 def test_self_hits_dropped_where_the_suite_says(tmp_path):

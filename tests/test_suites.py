@@ -35,7 +35,7 @@ def test_smoke_suite_parses():
     suite = load_suite("smoke")
     assert suite.name == "smoke"
     assert suite.path == "<built-in suite>/smoke.yaml"
-    assert suite.models == ["minilm", "bm25", "tiny-llama"]
+    assert suite.models == ["minilm", "bm25", "tiny-llama", "tiny-llara"]
     assert suite.measures == ["nDCG@10", "RR@10", "R@100", "R@1000", "AP"]
     assert suite.main_metric == "nDCG@10"
     assert suite.split == "test" and suite.top_k == 100

@@ -1,0 +1,84 @@
+"""`tiny-llara`: the embedded `tiny-llama` adapted with LLaRA (EBAE + EBAR, the released code's mode) on the
+embedded smoke corpus, so that the first report a user sees sets the baseline beside its LLaRA variant.
+
+It is built at first use (a few seconds on 2 cores) with `adaptation.stages.adapt` and cached beside
+tiny-llama, under a key of everything that determines it: tiny-llama's own build key, the corpus, the
+settings and the library versions. It is registered through the ``llara_bench.encoders`` entry point
+(pyproject.toml), as any plug-in variant would be: `models` does not depend on `adaptation`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+from adaptation.train import TrainSettings
+from models.base import ModelMeta
+from models.cache import cache_root
+from models.catalog import decoder_meta
+from models.contracts import LLARA
+from models.registry import ModelEntry, Registry
+
+BUILD_VERSION = 1
+# The bag-of-words losses alone (next-token weight 0): on 235 short passages the next-token loss only
+# memorises them (0.136 nDCG@10 with weight 0.1, 0.025 with the released weight 1 and 300 steps, against
+# 0.161 without it; the untrained tiny-llama scores 0.029).
+SETTINGS = TrainSettings(steps=600, batch_size=16, lr=2e-3, warmup_ratio=0.1, seed=0, log_every=50,
+                         monitor_every=0)
+ADAPT: dict[str, Any] = dict(mode="released", chunk_words=24, short_docs="halve", max_text_tokens=64,
+                             next_token_weight=0.0)
+
+
+def smoke_docs() -> list[tuple[str, str]]:
+    from models.tiny_llama import corpus_docs
+
+    return corpus_docs()
+
+
+def build_key() -> str:
+    from models.tiny_llama import build_key as base_key
+
+    blob = json.dumps({"version": BUILD_VERSION, "base": base_key(), "settings": asdict(SETTINGS), "adapt": ADAPT},
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def tiny_llara_path() -> Path:
+    """The cached adapted folder, adapted first if absent (into a scratch folder, then renamed)."""
+    from adaptation.stages import adapt
+    from models.tiny_llama import tiny_llama_path
+
+    folder = cache_root() / "models" / f"tiny-llara-{build_key()}"
+    if not folder.is_dir():
+        base = tiny_llama_path()
+        scratch = Path(tempfile.mkdtemp(prefix=".tiny-llara-", dir=folder.parent))
+        try:
+            adapt(str(base), smoke_docs(), scratch / "model", SETTINGS, **ADAPT)
+            os.replace(scratch / "model", folder)
+        except OSError:
+            if not folder.is_dir():  # another process finished first: use its folder
+                raise
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return folder
+
+
+def tiny_llara_encoder(meta: ModelMeta, **kwargs: Any):
+    from models.decoder import DecoderEncoder
+
+    return DecoderEncoder(meta, str(tiny_llara_path()), **kwargs)
+
+
+def register(registry: Registry) -> None:
+    """The ``llara_bench.encoders`` entry point: adds `tiny-llara`."""
+    registry.add_entry(ModelEntry("tiny-llara", "adaptation.smoke:tiny_llara_encoder", decoder_meta(
+        "tiny-llara", "built by llara-bench (adaptation/smoke.py)", replace(LLARA, dtype="float32"), trained=True,
+        dimension=64, max_length=1024,
+        description=f"tiny-llama adapted with LLaRA (EBAE + EBAR bag-of-words losses, 8 tokens per head, "
+                    f"{SETTINGS.steps} steps) on the smoke corpus, built at first use"), origin="entry-point:llara-bench (adaptation.smoke)"))

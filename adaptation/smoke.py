@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from adaptation.train import TrainSettings
 from models.base import ModelMeta
-from models.cache import cache_root
+from models.cache import cache_root, cached_build
 from models.catalog import decoder_meta
 from models.contracts import LLARA
 from models.registry import ModelEntry, Registry
@@ -35,12 +32,6 @@ ADAPT: dict[str, Any] = dict(mode="released", chunk_words=24, short_docs="halve"
                              next_token_weight=0.0)
 
 
-def smoke_docs() -> list[tuple[str, str]]:
-    from models.tiny_llama import corpus_docs
-
-    return corpus_docs()
-
-
 def build_key() -> str:
     from models.tiny_llama import build_key as base_key
 
@@ -50,23 +41,21 @@ def build_key() -> str:
 
 
 def tiny_llara_path() -> Path:
-    """The cached adapted folder, adapted first if absent (into a scratch folder, then renamed)."""
-    from adaptation.stages import adapt
-    from models.tiny_llama import tiny_llama_path
+    """The cached adapted folder, adapted first if absent."""
+    return cached_build(cache_root() / "models" / f"tiny-llara-{build_key()}", build)
 
-    folder = cache_root() / "models" / f"tiny-llara-{build_key()}"
-    if not folder.is_dir():
-        base = tiny_llama_path()
-        scratch = Path(tempfile.mkdtemp(prefix=".tiny-llara-", dir=folder.parent))
-        try:
-            adapt(str(base), smoke_docs(), scratch / "model", SETTINGS, **ADAPT)
-            os.replace(scratch / "model", folder)
-        except OSError:
-            if not folder.is_dir():  # another process finished first: use its folder
-                raise
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-    return folder
+
+def build(folder: Path) -> None:
+    """Adapt tiny-llama into the (empty) ``folder``; a failed build leaves no checkpoint behind."""
+    import shutil
+
+    from adaptation.stages import adapt, workdir_for
+    from models.tiny_llama import corpus_docs, tiny_llama_path
+
+    try:
+        adapt(str(tiny_llama_path()), corpus_docs(), folder, SETTINGS, **ADAPT)
+    finally:
+        shutil.rmtree(workdir_for(folder), ignore_errors=True)
 
 
 def tiny_llara_encoder(meta: ModelMeta, **kwargs: Any):

@@ -138,8 +138,8 @@ def workdir_for(output: Path) -> Path:
 
 
 def _refuse_finished(output: Path) -> None:
-    if output.exists():
-        raise ConfigError(f"output {output} exists; choose another folder or remove it")
+    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+        raise ConfigError(f"output {output} exists and is not an empty folder; choose another or remove it")
 
 
 def save_stage(model, tokenizer, output: Path, manifest: dict) -> None:

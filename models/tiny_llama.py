@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from models.base import ModelMeta
-from models.cache import cache_root
+from models.cache import cache_root, cached_build
 
 BUILD_VERSION = 3
 SEED = 0
@@ -103,20 +100,8 @@ def build(folder: Path) -> None:
 
 
 def tiny_llama_path() -> Path:
-    """The cached build folder, built first if absent (atomically: concurrent builders do not collide)."""
-    folder = cache_root() / "models" / f"tiny-llama-{build_key()}"
-    if not folder.is_dir():
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix=".tiny-llama-", dir=folder.parent))
-        try:
-            build(scratch)
-            os.replace(scratch, folder)
-        except OSError:
-            if not folder.is_dir():
-                raise
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-    return folder
+    """The cached build folder, built first if absent."""
+    return cached_build(cache_root() / "models" / f"tiny-llama-{build_key()}", build)
 
 
 def tiny_llama_encoder(meta: ModelMeta, **kwargs: Any):

@@ -87,13 +87,14 @@ def adapt(
 
     The output folder is an encoder: `llara-bench run -m OUTPUT`. Rerunning the same command after an
     interruption resumes from the last checkpoint (--save-every)."""
-    from adaptation.corpus import read_text_files
+    from adaptation.corpus import dataset_docs, read_text_files
     from adaptation.stages import adapt as run_adapt
+    from harness.datasets import load_dataset
 
     try:
         if (data is None) == (not text):
             raise LlaraBenchError("give the corpus as --data SPEC or as --text FILE (one of them)")
-        docs = read_text_files(text) if text else _dataset_docs(data, data_root)
+        docs = read_text_files(text) if text else dataset_docs(load_dataset(data, data_root))
         settings = _settings(steps, batch_size, grad_accum, lr, warmup_ratio, seed, lora, lora_r, lora_alpha,
                              lora_dropout, gradient_checkpointing, save_every, log_every)
         manifest = _train_with_progress(steps, "adapt", lambda on_log: run_adapt(
@@ -159,14 +160,6 @@ def finetune(
     typer.echo(str(output))
 
 
-def _dataset_docs(spec: str, data_root: Path | None) -> list[tuple[str, str]]:
-    from harness.datasets import load_dataset
-
-    corpus = load_dataset(spec, data_root).corpus
-    return [(i, f"{title}. {text}" if title else text) for i, title, text in zip(corpus.ids, corpus.titles,
-                                                                                corpus.texts)]
-
-
 def miniature(
     dataset: Optional[Path] = typer.Option(None, help="BEIR-layout folder with train and test qrels (default: "
                                            "$LLARA_BENCH_SHARED_DATA/scifact)."),
@@ -202,12 +195,11 @@ def miniature(
                 _fail(LlaraBenchError(f"--{option}: not given, and {env} is not set"))
             given[option] = Path(os.environ[env]) / sub
     d = MiniatureSettings()
-    settings = replace(d, shape=ModelShape(hidden=hidden, layers=layers, heads=max(1, hidden // 64),
-                                           intermediate=hidden * 8 // 3 // 8 * 8),
-                       pretrain=replace(d.pretrain, steps=pretrain_steps, seed=seed),
-                       adapt=replace(d.adapt, steps=adapt_steps, lr=adapt_lr, seed=seed), mode=mode,
-                       next_token_weight=next_token_weight, chunk_words=chunk_words, finetune=replace(d.finetune, steps=finetune_steps, lr=finetune_lr,
-                                                                 seed=seed), seed=seed)
+    shape = ModelShape(hidden=hidden, layers=layers, heads=max(1, hidden // 64), intermediate=hidden * 8 // 3 // 8 * 8)
+    settings = replace(d, shape=shape, mode=mode, next_token_weight=next_token_weight, chunk_words=chunk_words,
+                       seed=seed, pretrain=replace(d.pretrain, steps=pretrain_steps, seed=seed),
+                       adapt=replace(d.adapt, steps=adapt_steps, lr=adapt_lr, seed=seed),
+                       finetune=replace(d.finetune, steps=finetune_steps, lr=finetune_lr, seed=seed))
 
     def on_log(stage: str, step: int, row: dict) -> None:
         losses = "  ".join(f"{k} {row[k]:.4g}" for k in LOSS_KEYS if k in row)
@@ -222,12 +214,13 @@ def miniature(
     (output / "reproduction.json").write_text(json.dumps(
         {"rows": rep.rows, "comparison": comparison, "run_dir": str(rep.run_dir), "seconds": rep.seconds},
         indent=2))
-    (output / "reproduction.md").write_text(miniature_markdown(rep.rows, comparison))
+    table = miniature_markdown(rep.rows, comparison)
+    (output / "reproduction.md").write_text(table)
     from reports import write_report
     from reports.model import Options
 
     paths = write_report([rep.run_dir], output / "report.html", Options(baseline=BASELINE))
-    console.print(miniature_markdown(rep.rows, comparison), highlight=False)
+    console.print(table, highlight=False)
     console.print(f"stage seconds: {', '.join(f'{k} {v:.0f}' for k, v in rep.seconds.items())}; "
                   f"report {paths[0]}")
 

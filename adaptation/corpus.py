@@ -148,7 +148,17 @@ def read_text_files(paths: Sequence[Path]) -> list[tuple[str, str]]:
         for lineno, obj in iter_jsonl(path):
             if not isinstance(obj.get("text"), str):
                 raise DataFormatError(path, "expected an object with a string 'text'", line=lineno, field="text")
-            title = obj.get("title") or ""
             docs.append((str(obj.get("_id", obj.get("id", f"{path.name}:{lineno}"))),
-                         f"{title}. {obj['text']}" if title else obj["text"]))
+                         titled(obj.get("title") or "", obj["text"])))
     return docs
+
+
+def titled(title: str, text: str) -> str:
+    """A document's text for adaptation: ``"title. text"``, or the text alone."""
+    return f"{title}. {text}" if title else text
+
+
+def dataset_docs(dataset) -> list[tuple[str, str]]:
+    """(id, titled text) of each document of a harness dataset's corpus."""
+    corpus = dataset.corpus
+    return [(i, titled(title, text)) for i, title, text in zip(corpus.ids, corpus.titles, corpus.texts)]

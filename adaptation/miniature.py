@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from adaptation.corpus import dataset_docs
 from adaptation.finetune import ContrastiveSettings, mine_groups
 from adaptation.stages import adapt, finetune, read_manifest, save_stage, workdir_for
 from adaptation.train import TrainSettings, train
@@ -129,8 +130,9 @@ def pretrain(tokenizer_path: str, docs: list[tuple[str, str]], output: Path, set
     return manifest
 
 
-def reproduce(dataset_folder: Path, tokenizer_path: str, output: Path, settings: MiniatureSettings = MiniatureSettings(),
-              *, on_log: Log | None = None, on_stage: Callable[[str, str], None] | None = None) -> Reproduction:
+def reproduce(dataset_folder: Path, tokenizer_path: str, output: Path,
+              settings: MiniatureSettings = MiniatureSettings(), *, on_log: Log | None = None,
+              on_stage: Callable[[str, str], None] | None = None) -> Reproduction:
     """All stages, then the evaluation; see the module's docstring."""
     from harness.datasets import load_dataset
 
@@ -141,9 +143,7 @@ def reproduce(dataset_folder: Path, tokenizer_path: str, output: Path, settings:
         if split not in dataset.splits:
             raise ConfigError(f"{dataset_folder}: the reproduction needs qrels/{split}.tsv (has "
                               f"{', '.join(sorted(dataset.splits)) or 'none'})")
-    corpus = dataset.corpus
-    docs = [(i, f"{title}. {text}" if title else text) for i, title, text in zip(corpus.ids, corpus.titles,
-                                                                                corpus.texts)]
+    docs = dataset_docs(dataset)
     output.mkdir(parents=True, exist_ok=True)
     settings_file = output / "settings.json"
     wanted = {"dataset": str(dataset_folder), "fingerprint": dataset.fingerprint("test"),
@@ -166,9 +166,10 @@ def reproduce(dataset_folder: Path, tokenizer_path: str, output: Path, settings:
         rep.seconds[name] = time.perf_counter() - start
 
     stage("base", lambda log: pretrain(tokenizer_path, docs, paths["base"], settings, log))
-    stage("llara", lambda log: adapt(str(paths["base"]), docs, paths["llara"], settings.adapt, mode=settings.mode,
-                                     next_token_weight=settings.next_token_weight, chunk_words=settings.chunk_words, max_text_tokens=settings.max_text_tokens,
-                                     on_log=log))
+    stage("llara", lambda log: adapt(
+        str(paths["base"]), docs, paths["llara"], settings.adapt, mode=settings.mode,
+        next_token_weight=settings.next_token_weight, chunk_words=settings.chunk_words,
+        max_text_tokens=settings.max_text_tokens, on_log=log))
     groups = None
     for base, tuned in (("base", "base+ft"), ("llara", "llara+ft")):
         if read_manifest(paths[tuned]) is None and groups is None:

@@ -70,4 +70,5 @@ def register(registry: Registry) -> None:
         "tiny-llara", "built by llara-bench (adaptation/smoke.py)", replace(LLARA, dtype="float32"), trained=True,
         dimension=64, max_length=1024,
         description=f"tiny-llama adapted with LLaRA (EBAE + EBAR bag-of-words losses, 8 tokens per head, "
-                    f"{SETTINGS.steps} steps) on the smoke corpus, built at first use"), origin="entry-point:llara-bench (adaptation.smoke)"))
+                    f"{SETTINGS.steps} steps) on the smoke corpus, built at first use"),
+        origin="entry-point:llara-bench (adaptation.smoke)"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -61,7 +60,7 @@ COMMON = dict(
 
 def adapt(
     base: str = typer.Argument(..., help="Causal LM to adapt: a folder or Hub id (e.g. meta-llama/Llama-2-7b-hf)."),
-    output: Path = typer.Option(..., "--output", "-o", help="Folder for the adapted encoder (must not exist)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder for the adapted encoder (new, or empty)."),
     data: Optional[str] = typer.Option(None, "--data", help="Corpus: a dataset spec the harness loads "
                                        "(folder:PATH, beir:NAME, embedded:smoke, irds:ID)."),
     text: Optional[list[Path]] = typer.Option(None, "--text", help="Plain-text files (one document each) or "
@@ -111,7 +110,7 @@ def adapt(
 
 def finetune(
     base: str = typer.Argument(..., help="Encoder folder to fine-tune (an adapt output, or a causal LM)."),
-    output: Path = typer.Option(..., "--output", "-o", help="Folder for the fine-tuned encoder (must not exist)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder for the fine-tuned encoder (new, or empty)."),
     data: Optional[str] = typer.Option(None, "--data", help="Dataset spec with a train split (e.g. "
                                        "folder:../shared/data/scifact)."),
     split: str = typer.Option("train", help="The split whose qrels are the training pairs."),
@@ -185,6 +184,7 @@ def miniature(
     from dataclasses import replace
 
     from adaptation.miniature import BASELINE, CANDIDATE, MiniatureSettings, ModelShape, reproduce
+    from harness.results import write_atomic, write_json
 
     shared = {"dataset": ("LLARA_BENCH_SHARED_DATA", "scifact"),
               "tokenizer": ("LLARA_BENCH_SHARED_MODELS", "llama2-tokenizer-hf")}
@@ -211,11 +211,10 @@ def miniature(
         comparison = paired(rep.results[CANDIDATE], rep.results[BASELINE])
     except LlaraBenchError as exc:
         _fail(exc)
-    (output / "reproduction.json").write_text(json.dumps(
-        {"rows": rep.rows, "comparison": comparison, "run_dir": str(rep.run_dir), "seconds": rep.seconds},
-        indent=2))
+    write_json(output / "reproduction.json", {"rows": rep.rows, "comparison": comparison,
+                                              "run_dir": str(rep.run_dir), "seconds": rep.seconds})
     table = miniature_markdown(rep.rows, comparison)
-    (output / "reproduction.md").write_text(table)
+    write_atomic(output / "reproduction.md", table.encode("utf-8"))
     from reports import write_report
     from reports.model import Options
 

@@ -31,6 +31,7 @@ from adaptation.corpus import dataset_docs
 from adaptation.finetune import ContrastiveSettings, mine_groups
 from adaptation.stages import adapt, finetune, read_manifest, save_stage, workdir_for
 from adaptation.train import TrainSettings, train
+from harness.results import write_json
 from models.errors import ConfigError
 
 ROWS = ("base", "base+ft", "llara", "llara+ft")
@@ -151,7 +152,7 @@ def reproduce(dataset_folder: Path, tokenizer_path: str, output: Path,
     if settings_file.is_file() and json.loads(settings_file.read_text()) != json.loads(json.dumps(wanted)):
         raise ConfigError(f"{output} holds a reproduction with other settings or data ({settings_file}); "
                           "choose another --output or remove it")
-    settings_file.write_text(json.dumps(wanted, indent=2))
+    write_json(settings_file, wanted)
     rep = Reproduction(output)
     paths = {name: output / name.replace("+", "-") for name in ROWS}
 

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from models.errors import LlaraBenchError
+from llara_bench.models.errors import LlaraBenchError
 
 console = Console(stderr=True)
 LOSS_KEYS = ("loss", "ebae", "ebar", "next_token", "accuracy", "probe_mean_cos", "probe_pair_margin")
@@ -18,7 +18,7 @@ LOSS_KEYS = ("loss", "ebae", "ebar", "next_token", "accuracy", "probe_mean_cos",
 
 def _settings(steps, batch_size, grad_accum, lr, warmup_ratio, seed, lora, lora_r, lora_alpha, lora_dropout,
               gradient_checkpointing, save_every, log_every):
-    from adaptation.train import LoraSettings, TrainSettings
+    from llara_bench.adaptation.train import LoraSettings, TrainSettings
 
     return TrainSettings(steps=steps, batch_size=batch_size, grad_accum=grad_accum, lr=lr, warmup_ratio=warmup_ratio,
                          seed=seed, lora=LoraSettings(lora_r, lora_alpha, lora_dropout) if lora else None,
@@ -86,9 +86,9 @@ def adapt(
 
     The output folder is an encoder: `llara-bench run -m OUTPUT`. Rerunning the same command after an
     interruption resumes from the last checkpoint (--save-every)."""
-    from adaptation.corpus import dataset_docs, read_text_files
-    from adaptation.stages import adapt as run_adapt
-    from harness.datasets import load_dataset
+    from llara_bench.adaptation.corpus import dataset_docs, read_text_files
+    from llara_bench.adaptation.stages import adapt as run_adapt
+    from llara_bench.harness.datasets import load_dataset
 
     try:
         if (data is None) == (not text):
@@ -134,9 +134,9 @@ def finetune(
     log_every: int = COMMON["log_every"],
 ) -> None:
     """Contrastive fine-tuning (InfoNCE, 1 positive + N hard negatives + in-batch negatives)."""
-    from adaptation.finetune import ContrastiveSettings, mine_groups, read_tevatron_jsonl
-    from adaptation.stages import finetune as run_finetune
-    from harness.datasets import load_dataset
+    from llara_bench.adaptation.finetune import ContrastiveSettings, mine_groups, read_tevatron_jsonl
+    from llara_bench.adaptation.stages import finetune as run_finetune
+    from llara_bench.harness.datasets import load_dataset
 
     try:
         if (data is None) == (tevatron is None):
@@ -183,8 +183,8 @@ def miniature(
     import os
     from dataclasses import replace
 
-    from adaptation.miniature import BASELINE, CANDIDATE, MiniatureSettings, ModelShape, reproduce
-    from harness.results import write_atomic, write_json
+    from llara_bench.adaptation.miniature import BASELINE, CANDIDATE, MiniatureSettings, ModelShape, reproduce
+    from llara_bench.harness.results import write_atomic, write_json
 
     shared = {"dataset": ("LLARA_BENCH_SHARED_DATA", "scifact"),
               "tokenizer": ("LLARA_BENCH_SHARED_MODELS", "llama2-tokenizer-hf")}
@@ -215,8 +215,8 @@ def miniature(
                                               "run_dir": str(rep.run_dir), "seconds": rep.seconds})
     table = miniature_markdown(rep.rows, comparison)
     write_atomic(output / "reproduction.md", table.encode("utf-8"))
-    from reports import write_report
-    from reports.model import Options
+    from llara_bench.reports import write_report
+    from llara_bench.reports.model import Options
 
     paths = write_report([rep.run_dir], output / "report.html", Options(baseline=BASELINE))
     console.print(table, highlight=False)
@@ -229,7 +229,7 @@ def paired(candidate: dict, baseline: dict, metric: str = "nDCG@10") -> dict:
     and the two-sided p-values of a paired randomization test and of the paired t-test."""
     import numpy as np
 
-    from reports.stats import compare
+    from llara_bench.reports.stats import compare
 
     queries = sorted(baseline["per_query"][metric])
     a, b = (np.array([r["per_query"][metric][q] for q in queries]) for r in (candidate, baseline))

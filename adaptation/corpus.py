@@ -21,9 +21,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from adaptation.stopwords import NLTK_ENGLISH
-from harness.datasets.beir_folder import iter_jsonl
-from harness.errors import ConfigError, DataFormatError
+from llara_bench.adaptation.stopwords import NLTK_ENGLISH
+from llara_bench.harness.datasets.beir_folder import iter_jsonl
+from llara_bench.harness.errors import ConfigError, DataFormatError
 
 SHORT_DOC_POLICIES = ("halve", "drop")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")

@@ -17,11 +17,11 @@ from typing import Sequence
 
 import numpy as np
 
-from harness.datasets import Dataset
-from harness.datasets.beir_folder import iter_jsonl
-from harness.errors import ConfigError, DataFormatError
-from models.base import EncodingContract
-from models.decoder import collate, embed, input_ids
+from llara_bench.harness.datasets import Dataset
+from llara_bench.harness.datasets.beir_folder import iter_jsonl
+from llara_bench.harness.errors import ConfigError, DataFormatError
+from llara_bench.models.base import EncodingContract
+from llara_bench.models.decoder import collate, embed, input_ids
 
 Passage = tuple[str, str]  # (title, text)
 
@@ -45,7 +45,7 @@ def mine_groups(dataset: Dataset, split: str, miner: str = "bm25", depth: int = 
                 device: str | None = None) -> list[TrainGroup]:
     """A group per judged query of ``split``: its relevant documents, and the miner's top ``depth`` minus
     every judged-relevant document as hard negatives, in rank order."""
-    from models import REGISTRY
+    from llara_bench.models import REGISTRY
 
     qrels = dataset.split(split).qrels
     queries = {q: dataset.queries[q] for q in qrels if any(g > 0 for g in qrels[q].values())}
@@ -73,7 +73,7 @@ def _rank(entry, dataset: Dataset, queries: list[str], depth: int, device: str |
         retriever = entry.load()
         retriever.index(corpus.ids, corpus.texts, corpus.titles)
         return retriever.search(queries, depth)[1]
-    from harness.search import build_index, search_index
+    from llara_bench.harness.search import build_index, search_index
 
     encoder = entry.load(**({"device": device} if device else {}))
     docs = encoder.encode(corpus.texts, "passage", titles=corpus.titles).vectors

@@ -27,12 +27,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from adaptation.corpus import dataset_docs
-from adaptation.finetune import ContrastiveSettings, mine_groups
-from adaptation.stages import adapt, finetune, read_manifest, save_stage, workdir_for
-from adaptation.train import TrainSettings, train
-from harness.results import write_json
-from models.errors import ConfigError
+from llara_bench.adaptation.corpus import dataset_docs
+from llara_bench.adaptation.finetune import ContrastiveSettings, mine_groups
+from llara_bench.adaptation.stages import adapt, finetune, read_manifest, save_stage, workdir_for
+from llara_bench.adaptation.train import TrainSettings, train
+from llara_bench.harness.results import write_json
+from llara_bench.models.errors import ConfigError
 
 ROWS = ("base", "base+ft", "llara", "llara+ft")
 BASELINE, CANDIDATE = "base+ft", "llara+ft"
@@ -135,7 +135,7 @@ def reproduce(dataset_folder: Path, tokenizer_path: str, output: Path,
               settings: MiniatureSettings = MiniatureSettings(), *, on_log: Log | None = None,
               on_stage: Callable[[str, str], None] | None = None) -> Reproduction:
     """All stages, then the evaluation; see the module's docstring."""
-    from harness.datasets import load_dataset
+    from llara_bench.harness.datasets import load_dataset
 
     say = on_stage or (lambda stage, text: None)
     spec = f"folder:{dataset_folder}"
@@ -191,10 +191,10 @@ def reproduce(dataset_folder: Path, tokenizer_path: str, output: Path,
 
 def evaluate(spec: str, paths: dict[str, Path], runs: Path) -> tuple[Path, dict[str, dict]]:
     """The four encoders on the test split, through the harness, named by their row."""
-    from harness.runner import RunConfig, run_suite
-    from harness.suites import DatasetEntry, Suite
-    from models import REGISTRY
-    from models.registry import adapted_entry
+    from llara_bench.harness.runner import RunConfig, run_suite
+    from llara_bench.harness.suites import DatasetEntry, Suite
+    from llara_bench.models import REGISTRY
+    from llara_bench.models.registry import adapted_entry
 
     for name, path in paths.items():
         REGISTRY.add_entry(adapted_entry(path, name=name), replace_existing=True)

@@ -21,9 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Sequence
 
-from models.base import EncodingContract
-from models.contracts import LLARA, LLARA_PREDICT_SUFFIX, LLARA_SUMMARIZE_SUFFIX
-from models.decoder import affix_ids, text_ids
+from llara_bench.models.base import EncodingContract
+from llara_bench.models.contracts import LLARA, LLARA_PREDICT_SUFFIX, LLARA_SUMMARIZE_SUFFIX
+from llara_bench.models.decoder import affix_ids, text_ids
 
 BOW_SCALE = 0.1  # the released code divides each head's batch-mean loss by 10
 

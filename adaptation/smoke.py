@@ -15,12 +15,12 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from adaptation.train import TrainSettings
-from models.base import ModelMeta
-from models.cache import cache_root, cached_build
-from models.catalog import decoder_meta
-from models.contracts import LLARA
-from models.registry import ModelEntry, Registry
+from llara_bench.adaptation.train import TrainSettings
+from llara_bench.models.base import ModelMeta
+from llara_bench.models.cache import cache_root, cached_build
+from llara_bench.models.catalog import decoder_meta
+from llara_bench.models.contracts import LLARA
+from llara_bench.models.registry import ModelEntry, Registry
 
 BUILD_VERSION = 1
 # The bag-of-words losses alone (next-token weight 0): on 235 short passages the next-token loss only
@@ -33,7 +33,7 @@ ADAPT: dict[str, Any] = dict(mode="released", chunk_words=24, short_docs="halve"
 
 
 def build_key() -> str:
-    from models.tiny_llama import build_key as base_key
+    from llara_bench.models.tiny_llama import build_key as base_key
 
     blob = json.dumps({"version": BUILD_VERSION, "base": base_key(), "settings": asdict(SETTINGS), "adapt": ADAPT},
                       sort_keys=True)
@@ -49,8 +49,8 @@ def build(folder: Path) -> None:
     """Adapt tiny-llama into the (empty) ``folder``; a failed build leaves no checkpoint behind."""
     import shutil
 
-    from adaptation.stages import adapt, workdir_for
-    from models.tiny_llama import corpus_docs, tiny_llama_path
+    from llara_bench.adaptation.stages import adapt, workdir_for
+    from llara_bench.models.tiny_llama import corpus_docs, tiny_llama_path
 
     try:
         adapt(str(tiny_llama_path()), corpus_docs(), folder, SETTINGS, **ADAPT)
@@ -59,14 +59,14 @@ def build(folder: Path) -> None:
 
 
 def tiny_llara_encoder(meta: ModelMeta, **kwargs: Any):
-    from models.decoder import DecoderEncoder
+    from llara_bench.models.decoder import DecoderEncoder
 
     return DecoderEncoder(meta, str(tiny_llara_path()), **kwargs)
 
 
 def register(registry: Registry) -> None:
     """The ``llara_bench.encoders`` entry point: adds `tiny-llara`."""
-    registry.add_entry(ModelEntry("tiny-llara", "adaptation.smoke:tiny_llara_encoder", decoder_meta(
+    registry.add_entry(ModelEntry("tiny-llara", "llara_bench.adaptation.smoke:tiny_llara_encoder", decoder_meta(
         "tiny-llara", "built by llara-bench (adaptation/smoke.py)", replace(LLARA, dtype="float32"), trained=True,
         dimension=64, max_length=1024,
         description=f"tiny-llama adapted with LLaRA (EBAE + EBAR bag-of-words losses, 8 tokens per head, "

@@ -17,16 +17,16 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from adaptation.corpus import excluded_ids, make_pairs, target_ids
-from adaptation.finetune import ContrastiveBatches, ContrastiveSettings, TrainGroup, contrastive_loss, \
+from llara_bench.adaptation.corpus import excluded_ids, make_pairs, target_ids
+from llara_bench.adaptation.finetune import ContrastiveBatches, ContrastiveSettings, TrainGroup, contrastive_loss, \
     groups_summary
-from adaptation.pretext import MODES, PretextInputs, embeddings, pretext_loss
-from adaptation.train import TrainSettings, apply_lora, embedding_spread, train
-from models.base import EncodingContract
-from models.contracts import LLARA
-from models.decoder import add_special_tokens
-from models.errors import ConfigError
-from models.registry import ADAPTED_MANIFEST
+from llara_bench.adaptation.pretext import MODES, PretextInputs, embeddings, pretext_loss
+from llara_bench.adaptation.train import TrainSettings, apply_lora, embedding_spread, train
+from llara_bench.models.base import EncodingContract
+from llara_bench.models.contracts import LLARA
+from llara_bench.models.decoder import add_special_tokens
+from llara_bench.models.errors import ConfigError
+from llara_bench.models.registry import ADAPTED_MANIFEST
 
 MANIFEST = ADAPTED_MANIFEST
 PROBE_SIZE = 64

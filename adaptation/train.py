@@ -2,7 +2,7 @@
 accumulation, optional gradient checkpointing, bf16 autocast on GPU, full-parameter or LoRA (peft),
 seeded data order, and resumable checkpoints.
 
-Multi-GPU runs go through accelerate (``accelerate launch -m harness.cli adapt ...``): each process takes
+Multi-GPU runs go through accelerate (``accelerate launch -m llara_bench.harness.cli adapt ...``): each process takes
 every world-size-th micro-batch of the same seeded order.
 
 A checkpoint (``<workdir>/checkpoint``) is accelerate's state, the model in safetensors with the optimizer,
@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from models.errors import ConfigError
+from llara_bench.models.errors import ConfigError
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 

@@ -13,10 +13,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from harness.errors import ConfigError, LlaraBenchError
+from llara_bench.harness.errors import ConfigError, LlaraBenchError
 
 if TYPE_CHECKING:
-    from reports import Options
+    from llara_bench.reports import Options
 
 app = typer.Typer(help="llara-bench: evaluate LLM-based and classic retrieval encoders.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -71,9 +71,9 @@ def run(
     """Run a suite: every model on every dataset, then print the comparison table and write the report.
 
     Under torchrun, the ranks share the corpus encoding and rank 0 does the rest."""
-    from harness.distributed import world
-    from harness.runner import RunConfig, run_suite
-    from harness.suites import load_suite
+    from llara_bench.harness.distributed import world
+    from llara_bench.harness.runner import RunConfig, run_suite
+    from llara_bench.harness.suites import load_suite
 
     try:
         config = RunConfig(suite=load_suite(suite), data_root=data_root, output=output, models=model or None,
@@ -105,11 +105,11 @@ def run(
         console.print(gate_table(finished.verdicts))
     console.print(f"Results in [bold]{escape(str(finished.run_dir))}[/]")
     if write_report:
-        from reports import Options
+        from llara_bench.reports import Options
 
         _write_report([finished.run_dir], finished.run_dir / "report.html", Options(baseline=finished.baseline))
     if check:
-        from harness.gates import failed
+        from llara_bench.harness.gates import failed
 
         if failed(finished.verdicts):
             err_console.print("[bold red]check failed:[/] a score is outside its expected range (FAIL above)")
@@ -131,7 +131,7 @@ def mteb(
 ) -> None:
     """Run MTEB retrieval tasks through mteb.evaluate with registry encoders; the results are written as
     llara-bench result files (the harness's measures over MTEB's rankings, and MTEB's own scores)."""
-    from harness.mteb_run import MEASURES, load_tasks, run_mteb
+    from llara_bench.harness.mteb_run import MEASURES, load_tasks, run_mteb
 
     if not task and not folder and not benchmark:
         _fail(ConfigError("name an MTEB task (--task), benchmark (--benchmark) or a BEIR folder (--folder)"))
@@ -144,7 +144,7 @@ def mteb(
     console.print(comparison_table(finished.results, MEASURES))
     console.print(f"Results in [bold]{escape(str(finished.run_dir))}[/]")
     if write_report:
-        from reports import Options
+        from llara_bench.reports import Options
 
         _write_report([finished.run_dir], finished.run_dir / "report.html", Options())
 
@@ -213,7 +213,7 @@ def _gib(n: int) -> str:
 
 
 def _write_report(inputs: list[Path], output: Path, options: Options) -> None:
-    from reports import write_report
+    from llara_bench.reports import write_report
 
     try:
         paths = write_report(inputs, output, options)
@@ -240,7 +240,7 @@ def report(
     title: Optional[str] = typer.Option(None, "--title", help="Report title."),
 ) -> None:
     """Compare runs in one self-contained HTML report (plus Markdown and CSV): scores, significance, cost."""
-    from reports import Options
+    from llara_bench.reports import Options
 
     try:
         options = Options(baseline=baseline, metric=metric, test=test, correction=correction, alpha=alpha,
@@ -310,8 +310,8 @@ def models(as_json: bool = typer.Option(False, "--json", help="Print the metadat
            models_file: Optional[list[Path]] = typer.Option(None, "--models-file",
                                                             help="YAML file declaring extra encoders.")) -> None:
     """List the registered encoders with their metadata."""
-    from harness.encoders_file import load_models_files
-    from models import REGISTRY
+    from llara_bench.harness.encoders_file import load_models_files
+    from llara_bench.models import REGISTRY
 
     try:
         load_models_files(models_file)
@@ -348,7 +348,7 @@ def register(
                                                "$LLARA_BENCH_MODELS_FILE or ~/.config/llara-bench/encoders.yaml)."),
 ) -> None:
     """Register a local checkpoint (or Hub model) under an encoding contract, in a models file."""
-    from harness.encoders_file import register_encoder
+    from llara_bench.harness.encoders_file import register_encoder
 
     try:
         path = register_encoder(name, model, contract, models_file, adapter=adapter, tokenizer=tokenizer,
@@ -361,7 +361,7 @@ def register(
 @app.command()
 def suites() -> None:
     """List the built-in suites."""
-    from harness.suites import builtin_suites, load_suite
+    from llara_bench.harness.suites import builtin_suites, load_suite
 
     table = Table(title="Built-in suites")
     for col in ("name", "models", "datasets", "main metric", "description"):
@@ -374,7 +374,7 @@ def suites() -> None:
 
 
 # LLaRA adaptation (adaptation/): heavy imports happen inside the commands
-from adaptation import cli as _adaptation_cli  # noqa: E402
+from llara_bench.adaptation import cli as _adaptation_cli  # noqa: E402
 
 app.command("adapt")(_adaptation_cli.adapt)
 app.command("finetune")(_adaptation_cli.finetune)

@@ -1,8 +1,8 @@
 """Distributed encoding under ``torchrun`` (torch.distributed): every rank encodes its share of the corpus
 shards into the shared embedding cache, then rank 0 searches, scores and writes the results.
 
-    torchrun --nproc_per_node 8 -m harness.cli run --suite beir-local --data-root /data
-    torchrun --nnodes 2 --nproc_per_node 8 --rdzv-endpoint host:29500 -m harness.cli run ...
+    torchrun --nproc_per_node 8 -m llara_bench.harness.cli run --suite beir-local --data-root /data
+    torchrun --nnodes 2 --nproc_per_node 8 --rdzv-endpoint host:29500 -m llara_bench.harness.cli run ...
 
 NCCL on GPUs, gloo on CPUs (so it runs, and is tested, on a CPU machine with two processes). Across
 nodes the cache (``LLARA_BENCH_CACHE``) must be a shared filesystem: ranks meet there, not over the wire.

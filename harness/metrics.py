@@ -7,9 +7,9 @@ from typing import Mapping, Sequence
 
 import ir_measures
 
-from harness.datasets import Qrels
-from harness.errors import ConfigError
-from harness.search import Run
+from llara_bench.harness.datasets import Qrels
+from llara_bench.harness.errors import ConfigError
+from llara_bench.harness.search import Run
 
 DEFAULT_MEASURES = ("nDCG@10", "RR@10", "R@100", "R@1000", "AP")
 

@@ -20,14 +20,14 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable
 
-from harness import results
-from harness.datasets import Corpus, Dataset
-from harness.errors import ConfigError
-from harness.metrics import evaluate, relevance_for_metrics
-from harness.provenance import provenance
-from harness.runner import SuiteRun, dataset_record, examples
-from harness.timing import PhaseTimer
-from models import REGISTRY
+from llara_bench.harness import results
+from llara_bench.harness.datasets import Corpus, Dataset
+from llara_bench.harness.errors import ConfigError
+from llara_bench.harness.metrics import evaluate, relevance_for_metrics
+from llara_bench.harness.provenance import provenance
+from llara_bench.harness.runner import SuiteRun, dataset_record, examples
+from llara_bench.harness.timing import PhaseTimer
+from llara_bench.models import REGISTRY
 
 SUITE = {"name": "mteb", "path": "<llara-bench mteb>"}
 MEASURES = ["nDCG@10", "RR@10", "R@100", "R@1000", "AP"]
@@ -41,7 +41,7 @@ def load_tasks(names: list[str], folders: list[Path], benchmarks: list[str] = ()
         import mteb
     except ImportError as exc:
         raise ConfigError("llara-bench mteb needs mteb: pip install 'llara-bench[mteb]'") from exc
-    from harness.mteb_tasks import local_retrieval_task
+    from llara_bench.harness.mteb_tasks import local_retrieval_task
 
     try:
         tasks = list(mteb.get_tasks(tasks=names)) if names else []
@@ -82,7 +82,7 @@ def run_mteb(tasks: list, model_names: list[str], output: Path,
              on_result: Callable[[dict], None] | None = None) -> SuiteRun:
     import mteb
 
-    from models.mteb_adapter import MtebEncoder
+    from llara_bench.models.mteb_adapter import MtebEncoder
 
     entries = [REGISTRY.get(name) for name in model_names]
     lexical = [e.name for e in entries if e.meta.kind != "dense"]

@@ -15,8 +15,8 @@ import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from harness.datasets import Dataset, load_dataset
-from harness.metrics import relevance_for_metrics
+from llara_bench.harness.datasets import Dataset, load_dataset
+from llara_bench.harness.metrics import relevance_for_metrics
 
 try:
     from mteb.abstasks import AbsTaskRetrieval

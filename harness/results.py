@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from harness.errors import DataFormatError
+from llara_bench.harness.errors import DataFormatError
 
 SCHEMA_VERSION = 1
 _UMASK = os.umask(0o022)  # read the process umask (the only way is to set it) and put it back
@@ -26,7 +26,7 @@ os.umask(_UMASK)
 
 
 def schema() -> dict:
-    return json.loads((resources.files("harness") / "schema" / "result.schema.json").read_text())
+    return json.loads((resources.files("llara_bench.harness") / "schema" / "result.schema.json").read_text())
 
 
 def slug(name: str) -> str:

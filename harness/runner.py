@@ -14,22 +14,22 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from harness import results
-from harness.datasets import Dataset, load_dataset
-from harness.datasets.titles import join_titles, load_titles, resolve_title_source
-from harness.encoders_file import load_models_files
-from harness.errors import ConfigError, UnknownNameError
-from harness.gates import Verdict, check
-from harness.metrics import evaluate, relevance_for_metrics
-from harness.provenance import provenance
-from harness.distributed import SINGLE, World
-from harness.embedding_cache import DEFAULT_SHARD_ROWS, as_encoded, cache_folder, cache_key, encode_corpus, finished
-from harness.lazy_encoder import LazyEncoder
-from harness.search import (SEARCH_MODES, Hits, Run, index_blocks, latency_ms, plan_search, search_backend,
+from llara_bench.harness import results
+from llara_bench.harness.datasets import Dataset, load_dataset
+from llara_bench.harness.datasets.titles import join_titles, load_titles, resolve_title_source
+from llara_bench.harness.encoders_file import load_models_files
+from llara_bench.harness.errors import ConfigError, UnknownNameError
+from llara_bench.harness.gates import Verdict, check
+from llara_bench.harness.metrics import evaluate, relevance_for_metrics
+from llara_bench.harness.provenance import provenance
+from llara_bench.harness.distributed import SINGLE, World
+from llara_bench.harness.embedding_cache import DEFAULT_SHARD_ROWS, as_encoded, cache_folder, cache_key, encode_corpus, finished
+from llara_bench.harness.lazy_encoder import LazyEncoder
+from llara_bench.harness.search import (SEARCH_MODES, Hits, Run, index_blocks, latency_ms, plan_search, search_backend,
                             search_index, search_store)
-from harness.suites import DatasetEntry, Suite
-from harness.timing import PhaseTimer
-from models import REGISTRY, ModelEntry
+from llara_bench.harness.suites import DatasetEntry, Suite
+from llara_bench.harness.timing import PhaseTimer
+from llara_bench.models import REGISTRY, ModelEntry
 
 log = logging.getLogger("llara_bench")
 

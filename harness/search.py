@@ -8,7 +8,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from harness.errors import ConfigError
+from llara_bench.harness.errors import ConfigError
 
 Run = dict[str, dict[str, float]]  # query id -> doc id -> score (ir_measures' dict form)
 

@@ -22,11 +22,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from harness.datasets import discover_beir_folders
-from harness.errors import ConfigError, UnknownNameError
-from harness.gates import DEFAULT_TOLERANCE, Expectation
-from harness.metrics import DEFAULT_MEASURES, parse_measures
-from harness.yamlfile import FieldReader, Mapping, load_yaml
+from llara_bench.harness.datasets import discover_beir_folders
+from llara_bench.harness.errors import ConfigError, UnknownNameError
+from llara_bench.harness.gates import DEFAULT_TOLERANCE, Expectation
+from llara_bench.harness.metrics import DEFAULT_MEASURES, parse_measures
+from llara_bench.harness.yamlfile import FieldReader, Mapping, load_yaml
 
 
 SUITE_KEYS = {"name", "description", "models", "baseline", "datasets", "measures", "main_metric", "split", "top_k",
@@ -83,7 +83,7 @@ class Suite:
 
 
 def builtin_suites() -> list[str]:
-    return sorted(p.name[:-5] for p in (resources.files("harness") / "suites").iterdir() if p.name.endswith(".yaml"))
+    return sorted(p.name[:-5] for p in (resources.files("llara_bench.harness") / "suites").iterdir() if p.name.endswith(".yaml"))
 
 
 def load_suite(name_or_path: str) -> Suite:
@@ -94,7 +94,7 @@ def load_suite(name_or_path: str) -> Suite:
         return parse_suite(path.read_text(encoding="utf-8"), str(path))
     if name_or_path not in builtin_suites():
         raise UnknownNameError("suite", name_or_path, builtin_suites())
-    resource = resources.files("harness") / "suites" / f"{name_or_path}.yaml"
+    resource = resources.files("llara_bench.harness") / "suites" / f"{name_or_path}.yaml"
     return parse_suite(resource.read_text(encoding="utf-8"), f"<built-in suite>/{name_or_path}.yaml")
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import yaml
 
-from harness.errors import ConfigError
+from llara_bench.harness.errors import ConfigError
 
 
 class LineLoader(yaml.SafeLoader):

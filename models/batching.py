@@ -8,7 +8,7 @@ from typing import Callable, Literal, Sequence
 
 import numpy as np
 
-from models.base import EncodeOutput, Progress
+from llara_bench.models.base import EncodeOutput, Progress
 
 log = logging.getLogger(__name__)
 

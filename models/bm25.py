@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-from models.base import EncodingContract, ModelMeta
+from llara_bench.models.base import EncodingContract, ModelMeta
 
 BM25_CONTRACT = EncodingContract(query_template="{text}", passage_template="{title} {text}",
                                  add_special_tokens=False, pooling="none", normalize=False)

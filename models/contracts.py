@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from models.base import EncodingContract
-from models.errors import UnknownNameError
+from llara_bench.models.base import EncodingContract
+from llara_bench.models.errors import UnknownNameError
 
 LLARA_SPECIAL_TOKENS = tuple(f"<s{i}>" for i in range(1, 17))
 # EBAE (passages): 11 text pieces ending in a lone "▁" (29871), then <s1>..<s8> = 19 tokens with LLaMA-2

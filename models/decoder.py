@@ -15,10 +15,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from models.base import EncodeOutput, EncodingContract, ModelMeta, Progress, Role
-from models.batching import Batching, default_token_budget, encode_in_batches
-from models.errors import ConfigError
-from models.loading import check_tokenizer, check_weights, dtype_name as resolve_dtype, resolve_folder, \
+from llara_bench.models.base import EncodeOutput, EncodingContract, ModelMeta, Progress, Role
+from llara_bench.models.batching import Batching, default_token_budget, encode_in_batches
+from llara_bench.models.errors import ConfigError
+from llara_bench.models.loading import check_tokenizer, check_weights, dtype_name as resolve_dtype, resolve_folder, \
     sha256_of_files, snapshot_revision
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from models.errors import ConfigError
+from llara_bench.models.errors import ConfigError
 
 CONFIG_PATTERNS = ["*.json", "tokenizer.model", "*.txt"]
 SAFE_WEIGHTS = ["*.safetensors"]

@@ -1,7 +1,7 @@
 """A registry encoder as an MTEB 2.x encoder, so that ``mteb.evaluate`` can run it.
 
-    from models import REGISTRY
-    from models.mteb_adapter import MtebEncoder
+    from llara_bench.models import REGISTRY
+    from llara_bench.models.mteb_adapter import MtebEncoder
     mteb.evaluate(MtebEncoder(REGISTRY.get("minilm").load()), task)
 
 What MTEB hands to ``encode`` and what the encoder receives:
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import numpy as np
 
-from models.base import DenseEncoder, Role
+from llara_bench.models.base import DenseEncoder, Role
 
 if TYPE_CHECKING:
     from mteb.abstasks.task_metadata import TaskMetadata

@@ -18,8 +18,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from models.errors import ConfigError, UnknownNameError
-from models.base import ModelMeta
+from llara_bench.models.errors import ConfigError, UnknownNameError
+from llara_bench.models.base import ModelMeta
 
 ENTRY_POINT_GROUP = "llara_bench.encoders"
 Target = str | Callable[..., Any]
@@ -144,13 +144,13 @@ class Registry:
 
 def entry_for_path(path: Path) -> ModelEntry:
     """An entry for a local model folder, recognised by what it contains."""
-    from models.sentence_transformer import sentence_transformer_meta
+    from llara_bench.models.sentence_transformer import sentence_transformer_meta
 
     if not path.is_dir():
         raise ConfigError(f"model path {path}: expected a model folder")
     if (path / "modules.json").is_file() or (path / "config_sentence_transformers.json").is_file():
         meta = sentence_transformer_meta(str(path), description=f"sentence-transformers model at {path}")
-        return ModelEntry(str(path), "models.sentence_transformer:SentenceTransformerEncoder", meta,
+        return ModelEntry(str(path), "llara_bench.models.sentence_transformer:SentenceTransformerEncoder", meta,
                           {"model_path": str(path)}, origin="path")
     if (path / ADAPTED_MANIFEST).is_file():
         return adapted_entry(path)
@@ -169,8 +169,8 @@ def adapted_entry(path: Path, name: str | None = None) -> ModelEntry:
     ``finetune``: its manifest names the encoding contract it was trained for."""
     import json
 
-    from models.base import EncodingContract
-    from models.catalog import decoder_entry
+    from llara_bench.models.base import EncodingContract
+    from llara_bench.models.catalog import decoder_entry
 
     manifest_path = path / ADAPTED_MANIFEST
     try:

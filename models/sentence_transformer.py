@@ -10,10 +10,10 @@ from typing import Sequence
 
 import numpy as np
 
-from models.base import EncodeOutput, EncodingContract, ModelMeta, Progress, Role
-from models.batching import Batching, default_token_budget, encode_in_batches
-from models.errors import ConfigError
-from models.loading import dtype_name
+from llara_bench.models.base import EncodeOutput, EncodingContract, ModelMeta, Progress, Role
+from llara_bench.models.batching import Batching, default_token_budget, encode_in_batches
+from llara_bench.models.errors import ConfigError
+from llara_bench.models.loading import dtype_name
 
 
 def minilm_path() -> str:

@@ -15,8 +15,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from models.base import ModelMeta
-from models.cache import cache_root, cached_build
+from llara_bench.models.base import ModelMeta
+from llara_bench.models.cache import cache_root, cached_build
 
 BUILD_VERSION = 3
 SEED = 0
@@ -30,7 +30,7 @@ BYTE_TOKENS = [f"<0x{b:02X}>" for b in range(256)]  # with the special tokens, L
 
 def corpus_docs() -> list[tuple[str, str]]:
     """(id, "title text") of each passage of the embedded smoke corpus."""
-    path = resources.files("harness") / "data" / "smoke" / "corpus.jsonl"
+    path = resources.files("llara_bench.harness") / "data" / "smoke" / "corpus.jsonl"
     docs = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     return [(d["_id"], f"{d.get('title') or ''} {d['text']}".strip()) for d in docs]
 
@@ -105,6 +105,6 @@ def tiny_llama_path() -> Path:
 
 
 def tiny_llama_encoder(meta: ModelMeta, **kwargs: Any):
-    from models.decoder import DecoderEncoder
+    from llara_bench.models.decoder import DecoderEncoder
 
     return DecoderEncoder(meta, str(tiny_llama_path()), **kwargs)

@@ -1,6 +1,6 @@
 """What a person reads: result files turned into a self-contained HTML report, plus Markdown and CSV.
 
-    from reports import write_report
+    from llara_bench.reports import write_report
     paths = write_report([Path("runs/smoke-...")], Path("report.html"))
 """
 
@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.results import write_atomic
-from reports.collect import collect
-from reports.model import Options, Report, build
+from llara_bench.harness.results import write_atomic
+from llara_bench.reports.collect import collect
+from llara_bench.reports.model import Options, Report, build
 
 __all__ = ["Options", "Report", "build_report", "write_report"]
 
@@ -24,8 +24,8 @@ def write_report(inputs: list[Path], output: Path, options: Options = Options())
 
     Everything is rendered before anything is written, and each file is written atomically.
     """
-    from reports.exports import render_csv, render_markdown
-    from reports.html import render_html
+    from llara_bench.reports.exports import render_csv, render_markdown
+    from llara_bench.reports.html import render_html
 
     report = build_report(inputs, options)
     output = Path(output)

@@ -13,7 +13,7 @@ import math
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from reports.model import Report
+from llara_bench.reports.model import Report
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22")

@@ -6,8 +6,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.errors import DataFormatError
-from harness.results import load_result
+from llara_bench.harness.errors import DataFormatError
+from llara_bench.harness.results import load_result
 
 REQUIRED = ("created_at", "model", "dataset", "main_metric", "metrics", "per_query", "timings", "provenance", "run_id")
 

@@ -6,8 +6,8 @@ import csv
 import html
 import io
 
-from reports.format import missing, number, pvalue
-from reports.model import Report
+from llara_bench.reports.format import missing, number, pvalue
+from llara_bench.reports.model import Report
 
 
 def _md(text) -> str:

@@ -10,13 +10,13 @@ from importlib import metadata, resources
 import jinja2
 from plotly.offline import get_plotlyjs
 
-from reports import charts
-from reports import format as fmt
-from reports.model import Report
+from llara_bench.reports import charts
+from llara_bench.reports import format as fmt
+from llara_bench.reports.model import Report
 
 @lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.PackageLoader("reports", "templates"), autoescape=True,
+    env = jinja2.Environment(loader=jinja2.PackageLoader("llara_bench.reports", "templates"), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(
         score=partial(fmt.number, spec=".4f"), signed=partial(fmt.number, spec="+.4f"),
@@ -29,7 +29,7 @@ def _environment() -> jinja2.Environment:
 
 
 def _asset(name: str) -> str:
-    return (resources.files("reports") / "templates" / name).read_text(encoding="utf-8")
+    return (resources.files("llara_bench.reports") / "templates" / name).read_text(encoding="utf-8")
 
 
 def render_html(report: Report) -> str:

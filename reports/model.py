@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from harness.errors import ConfigError, UnknownNameError
-from harness.timing import PHASES
-from reports.collect import Collected
-from reports.stats import CORRECTIONS, DEFAULT_RESAMPLES, TESTS, Comparison, compare
+from llara_bench.harness.errors import ConfigError, UnknownNameError
+from llara_bench.harness.timing import PHASES
+from llara_bench.reports.collect import Collected
+from llara_bench.reports.stats import CORRECTIONS, DEFAULT_RESAMPLES, TESTS, Comparison, compare
 
 
 @dataclass(frozen=True)

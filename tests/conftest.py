@@ -42,7 +42,7 @@ def smoke_run_dir(tmp_path_factory) -> Path:
     """`llara-bench run --suite smoke` through the CLI, as a user runs it: results and the report."""
     from typer.testing import CliRunner
 
-    from harness.cli import app
+    from llara_bench.harness.cli import app
 
     out = tmp_path_factory.mktemp("smoke-runs")
     result = CliRunner().invoke(app, ["run", "--suite", "smoke", "-o", str(out)], env={"COLUMNS": "160"})
@@ -56,8 +56,8 @@ def smoke_run_dir(tmp_path_factory) -> Path:
 _SEARCH_CHILD = """
 import json, sys, time
 import numpy as np
-from harness.embedding_store import EmbeddingStore, StoreLayout
-from harness.search import index_blocks, search_index, search_store
+from llara_bench.harness.embedding_store import EmbeddingStore, StoreLayout
+from llara_bench.harness.search import index_blocks, search_index, search_store
 folder, layout, budget, mode, n_queries, k = sys.argv[1], json.loads(sys.argv[2]), *map(int, sys.argv[3:4]), \\
     sys.argv[4], *map(int, sys.argv[5:7])
 store = EmbeddingStore(folder, StoreLayout(**layout))
@@ -98,7 +98,7 @@ def synthetic_store(folder: Path, n_rows: int, dim: int, rows_per_shard: int, se
     """An embedding store of standard-normal float32 vectors, written shard by shard."""
     import numpy as np
 
-    from harness.embedding_store import EmbeddingStore, StoreLayout
+    from llara_bench.harness.embedding_store import EmbeddingStore, StoreLayout
 
     layout = StoreLayout({"corpus": f"synthetic-{n_rows}x{dim}-{seed}"}, n_rows, dim, "float32", rows_per_shard)
     store = EmbeddingStore(folder, layout)

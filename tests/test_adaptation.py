@@ -11,18 +11,18 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from adaptation.corpus import chunk_document, excluded_ids, make_pairs, target_ids
-from adaptation.finetune import mine_groups, read_tevatron_jsonl
-from adaptation.pretext import PAPER, RELEASED, PretextInputs, hidden_states, pretext_loss
-from adaptation.stopwords import NLTK_ENGLISH
-from adaptation.train import TrainSettings, train
-from harness.cli import app
-from harness.datasets import load_dataset
-from harness.errors import ConfigError, DataFormatError
-from harness.results import result_paths
-from models.contracts import LLARA
-from models.decoder import add_special_tokens, affix_ids, collate
-from models.tiny_llama import tiny_llama_path
+from llara_bench.adaptation.corpus import chunk_document, excluded_ids, make_pairs, target_ids
+from llara_bench.adaptation.finetune import mine_groups, read_tevatron_jsonl
+from llara_bench.adaptation.pretext import PAPER, RELEASED, PretextInputs, hidden_states, pretext_loss
+from llara_bench.adaptation.stopwords import NLTK_ENGLISH
+from llara_bench.adaptation.train import TrainSettings, train
+from llara_bench.harness.cli import app
+from llara_bench.harness.datasets import load_dataset
+from llara_bench.harness.errors import ConfigError, DataFormatError
+from llara_bench.harness.results import result_paths
+from llara_bench.models.contracts import LLARA
+from llara_bench.models.decoder import add_special_tokens, affix_ids, collate
+from llara_bench.models.tiny_llama import tiny_llama_path
 
 TEXTS = ["Dense retrieval encodes queries and passages as vectors.",
          "The mitochondria is the powerhouse of the cell, producing ATP through oxidative phosphorylation in "
@@ -281,8 +281,8 @@ def test_adapt_then_finetune_then_evaluate_through_the_cli(tmp_path):
 def test_lora_adaptation_trains_the_adapters_and_the_new_token_rows_and_saves_them_merged(tmp_path):
     from transformers import AutoModelForCausalLM
 
-    from adaptation.stages import adapt
-    from adaptation.train import LoraSettings
+    from llara_bench.adaptation.stages import adapt
+    from llara_bench.adaptation.train import LoraSettings
 
     base = tiny_llama_path()
     corpus = load_dataset("embedded:smoke").corpus
@@ -308,7 +308,7 @@ def _split_smoke(folder):
     import shutil
     from importlib import resources
 
-    src = resources.files("harness") / "data" / "smoke"
+    src = resources.files("llara_bench.harness") / "data" / "smoke"
     (folder / "qrels").mkdir(parents=True)
     for name in ("corpus.jsonl", "queries.jsonl"):
         shutil.copy(src / name, folder / name)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.batching import run_batches
+from llara_bench.models.batching import run_batches
 
 # varied lengths with ties, so the stable longest-first order is exercised too
 LENGTHS = [5, 40, 3, 40, 17, 1, 90, 8, 8, 23, 60, 2, 33, 12, 8, 70, 4, 55, 9, 30]

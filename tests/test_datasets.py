@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.datasets import load_dataset
-from harness.datasets.beir_folder import load_beir_folder
-from harness.datasets.irds import split_name
-from harness.errors import ConfigError, DataFormatError, LlaraBenchError, UnknownNameError
+from llara_bench.harness.datasets import load_dataset
+from llara_bench.harness.datasets.beir_folder import load_beir_folder
+from llara_bench.harness.datasets.irds import split_name
+from llara_bench.harness.errors import ConfigError, DataFormatError, LlaraBenchError, UnknownNameError
 
 # --------------------------------------------------------------------------------------------------
 # Helper: a BEIR folder from Python lists

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from models.base import ModelMeta
-from models.contracts import LLARA, LLARA_SPECIAL_TOKENS, REPLLAMA
-from models.decoder import DecoderEncoder
-from models.errors import ConfigError
+from llara_bench.models.base import ModelMeta
+from llara_bench.models.contracts import LLARA, LLARA_SPECIAL_TOKENS, REPLLAMA
+from llara_bench.models.decoder import DecoderEncoder
+from llara_bench.models.errors import ConfigError
 
 # "▁\"," summar ize ▁the ▁above ▁passage ▁within ▁eight ▁words : ▁  (FlagEmbedding's LLARA code lists these)
 SUMMARIZE_TEXT_IDS = [9162, 19138, 675, 278, 2038, 13382, 2629, 9475, 3838, 29901, 29871]
@@ -257,7 +257,7 @@ def test_missing_weights_and_tokenizer_are_named(tmp_path, random_llama, llama2_
 def test_unreachable_hub_gives_the_offline_hint(tmp_path, monkeypatch):
     import huggingface_hub.constants
 
-    from models import REGISTRY
+    from llara_bench.models import REGISTRY
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from harness import results
-from harness.runner import RunConfig, run_suite
-from harness.suites import parse_suite
+from llara_bench.harness import results
+from llara_bench.harness.runner import RunConfig, run_suite
+from llara_bench.harness.suites import parse_suite
 
 
 @pytest.fixture(scope="module")

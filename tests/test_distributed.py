@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from harness.runner import RunConfig, run_suite
-from harness.suites import load_suite
+from llara_bench.harness.runner import RunConfig, run_suite
+from llara_bench.harness.suites import load_suite
 
 
 @pytest.mark.slow
@@ -19,7 +19,7 @@ def test_two_process_torchrun_gives_the_same_scores(tmp_path):
     env.pop("WORLD_SIZE", None)
     out = tmp_path / "runs"
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                           "--master_port", "29517", "-m", "harness.cli", "run", "-m", "minilm", "-m", "tiny-llama",
+                           "--master_port", "29517", "-m", "llara_bench.harness.cli", "run", "-m", "minilm", "-m", "tiny-llama",
                            "--shard-rows", "20", "-o", str(out), "--no-report"],
                           env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -15,12 +15,12 @@ import jsonschema
 import numpy as np
 import pytest
 
-from harness import results
+from llara_bench.harness import results
 
-from harness.embedding_cache import cache_folder, cache_key
-from harness.runner import RunConfig, run_suite
-from harness.search import plan_search
-from harness.suites import load_suite
+from llara_bench.harness.embedding_cache import cache_folder, cache_key
+from llara_bench.harness.runner import RunConfig, run_suite
+from llara_bench.harness.search import plan_search
+from llara_bench.harness.suites import load_suite
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ def test_no_cache_leaves_nothing_behind(tmp_path, cache):
 
 
 def test_keys_differ_for_anything_the_vectors_depend_on():
-    from models import REGISTRY
+    from llara_bench.models import REGISTRY
 
     meta = REGISTRY.get("minilm").meta.to_dict()
     base = cache_key(meta, "sha256:aa")
@@ -97,7 +97,7 @@ def test_killed_encode_resumes_from_finished_shards(tmp_path, cache):
     """SIGKILL the CLI mid-encode, rerun: the finished shards are reused and the scores are those of an
     uninterrupted run."""
     env = {**os.environ, "LLARA_BENCH_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", "-m", "minilm", "--shard-rows", "10",
+    proc = subprocess.Popen([sys.executable, "-m", "llara_bench.harness.cli", "run", "-m", "minilm", "--shard-rows", "10",
                              "-o", str(tmp_path / "killed"), "--no-report"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
@@ -139,7 +139,7 @@ def test_plan_chooses_shard_and_merge_when_the_index_does_not_fit():
 
 
 def test_bad_search_mode_is_refused_before_running(tmp_path):
-    from harness.errors import ConfigError
+    from llara_bench.harness.errors import ConfigError
 
     with pytest.raises(ConfigError, match="auto, in-memory, shard-and-merge"):
         replace(RunConfig(suite=load_suite("smoke")), search_mode="fast")

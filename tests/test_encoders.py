@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.datasets import load_dataset
-from models import REGISTRY
+from llara_bench.harness.datasets import load_dataset
+from llara_bench.models import REGISTRY
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +48,8 @@ def test_bm25_ranks_the_exact_match_first_and_stems():
 
 def test_smoke_collection_separates_lexical_and_dense(minilm):
     """The embedded collection's paraphrase queries (README) defeat BM25 but not MiniLM."""
-    from harness.metrics import evaluate
-    from harness.search import exact_search
+    from llara_bench.harness.metrics import evaluate
+    from llara_bench.harness.search import exact_search
 
     ds = load_dataset("embedded:smoke")
     split = ds.split("test")

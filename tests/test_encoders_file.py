@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from harness.cli import app
-from harness.encoders_file import load_models_files, parse_models_file, register_encoder, user_models_file
-from harness.errors import ConfigError
-from models.catalog import register_builtins
-from models.contracts import LLARA, REPLLAMA
-from models.registry import Registry
+from llara_bench.harness.cli import app
+from llara_bench.harness.encoders_file import load_models_files, parse_models_file, register_encoder, user_models_file
+from llara_bench.harness.errors import ConfigError
+from llara_bench.models.catalog import register_builtins
+from llara_bench.models.contracts import LLARA, REPLLAMA
+from llara_bench.models.registry import Registry
 
 
 @pytest.fixture(autouse=True)
@@ -49,7 +49,7 @@ def test_one_line_entry_becomes_a_decoder_entry_with_path_relative_to_the_file(t
     assert len(entries) == 1
     entry = entries[0]
     assert entry.name == entry.meta.name == "my-llara"
-    assert entry.target == "models.decoder:DecoderEncoder"
+    assert entry.target == "llara_bench.models.decoder:DecoderEncoder"
     assert entry.kwargs == {"model": str((config_dir / "ckpt").resolve())}
     assert Path(entry.kwargs["model"]).is_absolute()
     assert entry.meta.contract == LLARA
@@ -360,7 +360,7 @@ def _tiny_checkpoint(folder: Path, *, safetensors: bool = True) -> Path:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from models.tiny_llama import tiny_llama_path
+    from llara_bench.models.tiny_llama import tiny_llama_path
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_llama_path())
     torch.manual_seed(0)

@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from harness.runner import RunConfig, run_suite
-from harness.suites import load_suite
+from llara_bench.harness.runner import RunConfig, run_suite
+from llara_bench.harness.suites import load_suite
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.slow]
 
@@ -20,7 +20,7 @@ def beir_ndcg10(folder) -> float:
     from beir.retrieval.evaluation import EvaluateRetrieval
     from beir.retrieval.search.dense import DenseRetrievalExactSearch
 
-    from models.sentence_transformer import minilm_path
+    from llara_bench.models.sentence_transformer import minilm_path
 
     corpus, queries, qrels = GenericDataLoader(data_folder=str(folder)).load(split="test")
     search = DenseRetrievalExactSearch(beir_models.SentenceBERT(minilm_path()), batch_size=64)

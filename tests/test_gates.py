@@ -7,10 +7,10 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from harness.cli import app
-from harness.errors import ConfigError
-from harness.gates import Expectation, check, judge
-from harness.suites import load_suite, parse_suite
+from llara_bench.harness.cli import app
+from llara_bench.harness.errors import ConfigError
+from llara_bench.harness.gates import Expectation, check, judge
+from llara_bench.harness.suites import load_suite, parse_suite
 
 
 def test_judgement_follows_pyserini():

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.lazy_encoder import LazyEncoder
-from harness.runner import RunConfig, run_suite
-from harness.suites import load_suite
-from models import EncodeOutput, ModelEntry, ModelMeta, REGISTRY
+from llara_bench.harness.lazy_encoder import LazyEncoder
+from llara_bench.harness.runner import RunConfig, run_suite
+from llara_bench.harness.suites import load_suite
+from llara_bench.models import EncodeOutput, ModelEntry, ModelMeta, REGISTRY
 
 LOADS: list[str] = []
 

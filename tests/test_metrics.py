@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import pytrec_eval
 
-from harness.errors import ConfigError
-from harness.metrics import evaluate, parse_measures, relevance_for_metrics
+from llara_bench.harness.errors import ConfigError
+from llara_bench.harness.metrics import evaluate, parse_measures, relevance_for_metrics
 
 
 def random_case(seed: int):

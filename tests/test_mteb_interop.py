@@ -12,9 +12,9 @@ from typing import Sequence
 import numpy as np
 import pytest
 
-from models import REGISTRY
-from models.base import EncodeOutput, EncodingContract, ModelMeta, Progress, Role
-from models.mteb_adapter import MtebEncoder
+from llara_bench.models import REGISTRY
+from llara_bench.models.base import EncodeOutput, EncodingContract, ModelMeta, Progress, Role
+from llara_bench.models.mteb_adapter import MtebEncoder
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def test_prompt_types_map_to_roles_and_titles_pass_apart(mteb, tiny_folder):
     from mteb._create_dataloaders import create_dataloader
     from mteb.types import PromptType
 
-    from harness.mteb_tasks import local_retrieval_task
+    from llara_bench.harness.mteb_tasks import local_retrieval_task
 
     task = local_retrieval_task(tiny_folder)
     task.load_data()
@@ -114,10 +114,10 @@ def test_mteb_evaluate_on_a_local_folder_writes_results_and_matches_the_harness(
     """End to end through mteb.evaluate, offline: the task reads the harness's qrels (negative grades as 0,
     unjudged queries left out), the result file records the data fingerprint, and nDCG@10 equals the
     harness's metrics over the harness's own exact search of the same vectors."""
-    from harness.datasets import load_dataset
-    from harness.metrics import evaluate, relevance_for_metrics
-    from harness.mteb_tasks import local_retrieval_task
-    from harness.search import exact_search
+    from llara_bench.harness.datasets import load_dataset
+    from llara_bench.harness.metrics import evaluate, relevance_for_metrics
+    from llara_bench.harness.mteb_tasks import local_retrieval_task
+    from llara_bench.harness.search import exact_search
 
     task = local_retrieval_task(tiny_folder)
     scores = evaluate_with_mteb(mteb, MtebEncoder(HashingEncoder()), task, tmp_path / "mteb")
@@ -138,9 +138,9 @@ def test_mteb_evaluate_on_a_local_folder_writes_results_and_matches_the_harness(
 @pytest.mark.slow
 def test_minilm_ndcg_matches_mteb_evaluate_on_scifact(mteb, shared_data, tmp_path, record_property):
     """Each side loads, encodes and searches on its own; both retrieve to MTEB's depth (max k_values)."""
-    from harness.mteb_tasks import local_retrieval_task
-    from harness.runner import RunConfig, run_suite
-    from harness.suites import parse_suite
+    from llara_bench.harness.mteb_tasks import local_retrieval_task
+    from llara_bench.harness.runner import RunConfig, run_suite
+    from llara_bench.harness.suites import parse_suite
 
     folder = shared_data / "scifact"
     task = local_retrieval_task(folder)
@@ -172,11 +172,11 @@ def test_llara_bench_mteb_on_a_local_folder_matches_the_harness_own_run(mteb, sm
 
     from typer.testing import CliRunner
 
-    from harness import results
-    from harness.cli import app
+    from llara_bench.harness import results
+    from llara_bench.harness.cli import app
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with resources.as_file(resources.files("harness") / "data" / "smoke") as folder:
+    with resources.as_file(resources.files("llara_bench.harness") / "data" / "smoke") as folder:
         out = CliRunner().invoke(app, ["mteb", "--folder", str(folder), "-m", "minilm", "-o", str(tmp_path),
                                        "--no-report"], env={"COLUMNS": "160"})
     assert out.exit_code == 0, out.output
@@ -193,7 +193,7 @@ def test_llara_bench_mteb_on_a_local_folder_matches_the_harness_own_run(mteb, sm
 def test_llara_bench_mteb_refuses_lexical_models_and_no_task(mteb, tmp_path):
     from typer.testing import CliRunner
 
-    from harness.cli import app
+    from llara_bench.harness.cli import app
 
     assert "name an MTEB task" in CliRunner().invoke(app, ["mteb", "-o", str(tmp_path)]).output
     out = CliRunner().invoke(app, ["mteb", "--folder", str(tmp_path), "-m", "bm25", "-o", str(tmp_path)])
@@ -201,8 +201,8 @@ def test_llara_bench_mteb_refuses_lexical_models_and_no_task(mteb, tmp_path):
 
 
 def test_mteb_tasks_by_name_and_benchmark_are_retrieval_tasks(mteb):
-    from harness.errors import ConfigError
-    from harness.mteb_run import load_tasks
+    from llara_bench.harness.errors import ConfigError
+    from llara_bench.harness.mteb_run import load_tasks
 
     names = [t.metadata.name for t in load_tasks(["SciFact"], [], ["BEIR"])]
     assert names[0] == "SciFact" and names.count("SciFact") == 1  # metadata only: no data is fetched

@@ -8,9 +8,9 @@ from importlib.metadata import EntryPoint
 
 import pytest
 
-import models.registry as registry_module
-from harness.errors import ConfigError, UnknownNameError
-from models import REGISTRY, ModelEntry, ModelMeta, Registry
+import llara_bench.models.registry as registry_module
+from llara_bench.harness.errors import ConfigError, UnknownNameError
+from llara_bench.models import REGISTRY, ModelEntry, ModelMeta, Registry
 
 META = ModelMeta(name="x", kind="dense", description="test", source="test", similarity="cosine", dimension=2)
 
@@ -98,7 +98,7 @@ def test_broken_entry_point_names_itself(monkeypatch):
 
 
 def test_local_sentence_transformers_folder_by_path():
-    from models.sentence_transformer import minilm_path
+    from llara_bench.models.sentence_transformer import minilm_path
 
     entry = REGISTRY.get(minilm_path())
     assert entry.origin == "path" and entry.meta.dimension == 384 and entry.meta.max_length == 256

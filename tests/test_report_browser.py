@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.runner import RunConfig, run_suite
-from harness.suites import parse_suite
-from models.tiny_llama import tiny_llama_path
-from reports import write_report
+from llara_bench.harness.runner import RunConfig, run_suite
+from llara_bench.harness.suites import parse_suite
+from llara_bench.models.tiny_llama import tiny_llama_path
+from llara_bench.reports import write_report
 from test_reports import skeleton
 
 pytestmark = pytest.mark.browser

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from reports.stats import bonferroni, compare, holm, paired_t, randomization_pvalues
+from llara_bench.reports.stats import bonferroni, compare, holm, paired_t, randomization_pvalues
 
 
 def _scipy_randomization(model, base, n_resamples=10_000, seed=0):

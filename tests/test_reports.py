@@ -10,10 +10,10 @@ from html.parser import HTMLParser
 import pytest
 from typer.testing import CliRunner
 
-from harness.cli import app
-from harness.errors import ConfigError, DataFormatError
-from reports import Options, build_report, write_report
-from reports.exports import render_markdown
+from llara_bench.harness.cli import app
+from llara_bench.harness.errors import ConfigError, DataFormatError
+from llara_bench.reports import Options, build_report, write_report
+from llara_bench.reports.exports import render_markdown
 
 
 class Skeleton(HTMLParser):
@@ -182,12 +182,12 @@ def test_results_on_different_data_are_not_paired(smoke_run_dir, tmp_path):
 
 
 def test_a_failed_render_writes_nothing(smoke_run_dir, tmp_path, monkeypatch):
-    import reports.exports
+    from llara_bench.reports import exports
 
     def boom(report):
         raise RuntimeError("render failed")
 
-    monkeypatch.setattr(reports.exports, "render_csv", boom)
+    monkeypatch.setattr(exports, "render_csv", boom)
     with pytest.raises(RuntimeError):
         write_report([smoke_run_dir], tmp_path / "out" / "report.html")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
@@ -203,7 +203,7 @@ def test_options_are_validated():
 def test_per_query_examples_match_the_run_file(smoke_run_dir):
     import gzip
 
-    from harness.datasets import load_dataset
+    from llara_bench.harness.datasets import load_dataset
 
     report = build_report([smoke_run_dir])
     shown = report.examples("minilm", "smoke")
@@ -224,7 +224,7 @@ def test_per_query_examples_match_the_run_file(smoke_run_dir):
 
 
 def test_marker_size_grows_with_parameters(smoke_run_dir):
-    from reports.charts import MAX_MARKER, MIN_MARKER, UNKNOWN_MARKER, marker_sizes
+    from llara_bench.reports.charts import MAX_MARKER, MIN_MARKER, UNKNOWN_MARKER, marker_sizes
 
     report = build_report([smoke_run_dir])  # minilm 22.7M, tiny-llama and tiny-llara 443K, bm25 unknown
     sizes = marker_sizes(report)

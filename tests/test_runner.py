@@ -10,10 +10,10 @@ import jsonschema
 import pytest
 from typer.testing import CliRunner
 
-from harness import results
-from harness.cli import app
-from harness.runner import RunConfig, run_suite
-from harness.suites import load_suite
+from llara_bench.harness import results
+from llara_bench.harness.cli import app
+from llara_bench.harness.runner import RunConfig, run_suite
+from llara_bench.harness.suites import load_suite
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def test_metrics_agree_with_the_trec_run_file(smoke_run):
     """The written run file, evaluated independently by ir_measures, gives the stored numbers."""
     import ir_measures
 
-    from harness.datasets import load_dataset
+    from llara_bench.harness.datasets import load_dataset
 
     qrels = load_dataset("embedded:smoke").qrels["test"]
     for r in smoke_run.results:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.search import (Hits, build_index, exact_search, index_blocks, latency_ms, plan_search, search_backend,
+from llara_bench.harness.search import (Hits, build_index, exact_search, index_blocks, latency_ms, plan_search, search_backend,
                             search_index)
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.embedding_store import EmbeddingStore, StoreLayout
-from harness.errors import ConfigError, DataFormatError
-from harness.search import block_rows_for_budget, exact_search, search_blocks
+from llara_bench.harness.embedding_store import EmbeddingStore, StoreLayout
+from llara_bench.harness.errors import ConfigError, DataFormatError
+from llara_bench.harness.search import block_rows_for_budget, exact_search, search_blocks
 
 
 def _store(folder, vectors, rows_per_shard, dtype="float32", key=None):

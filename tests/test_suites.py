@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import ConfigError, UnknownNameError
-from harness.suites import DatasetEntry, builtin_suites, load_suite, parse_suite
+from llara_bench.harness.errors import ConfigError, UnknownNameError
+from llara_bench.harness.suites import DatasetEntry, builtin_suites, load_suite, parse_suite
 
 CRANFIELD_MAP = {1: 4, 2: 3, 3: 2, 4: 1, -1: 0}
 
@@ -251,8 +251,8 @@ def test_beir_suite_names_the_18_datasets_with_their_conventions():
 
 
 def test_group_means_average_their_members_and_gates_can_name_a_group():
-    from harness.gates import Expectation, check
-    from harness.runner import group_means
+    from llara_bench.harness.gates import Expectation, check
+    from llara_bench.harness.runner import group_means
 
     suite = parse_suite("name: g\nmodels: [m]\ndatasets:\n  - {spec: 'folder:/a', name: a, group: g}\n"
                         "  - {spec: 'folder:/b', name: b, group: g}\n  - folder:/c\n", "g.yaml")

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models import tiny_llama
-from models.tiny_llama import CONFIG, SEED, build_key, tiny_llama_path
+from llara_bench.models import tiny_llama
+from llara_bench.models.tiny_llama import CONFIG, SEED, build_key, tiny_llama_path
 
 BUILT_FILES = ("model.safetensors", "tokenizer.json", "tokenizer_config.json", "config.json", "BUILD.json")
 
@@ -158,7 +158,7 @@ def test_concurrent_builder_that_finished_first_wins(tmp_path, monkeypatch):
 
 
 def test_registry_entry_is_untrained_and_loads_an_encoder():
-    from models import REGISTRY
+    from llara_bench.models import REGISTRY
 
     entry = REGISTRY.get("tiny-llama")
     assert entry.meta.trained is False and entry.meta.dimension == 64

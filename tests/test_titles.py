@@ -7,11 +7,11 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from harness.cli import app
-from harness.datasets import load_dataset
-from harness.datasets.titles import join_titles, load_titles, resolve_title_source
-from harness.errors import ConfigError, DataFormatError
-from harness.suites import load_suite, parse_suite
+from llara_bench.harness.cli import app
+from llara_bench.harness.datasets import load_dataset
+from llara_bench.harness.datasets.titles import join_titles, load_titles, resolve_title_source
+from llara_bench.harness.errors import ConfigError, DataFormatError
+from llara_bench.harness.suites import load_suite, parse_suite
 
 
 def _untitled_folder(tmp_path, n=6):

@@ -14,12 +14,12 @@ import os
 from importlib import resources
 from pathlib import Path
 
-from harness.datasets.beir_download import BEIR_DATASETS, download_beir
-from harness.datasets.beir_folder import load_beir_folder
-from harness.datasets.irds import load_irds
-from harness.datasets.model import Corpus, Dataset, Qrels, Split
-from harness.errors import ConfigError, UnknownNameError
-from models.cache import cache_root
+from llara_bench.harness.datasets.beir_download import BEIR_DATASETS, download_beir
+from llara_bench.harness.datasets.beir_folder import load_beir_folder
+from llara_bench.harness.datasets.irds import load_irds
+from llara_bench.harness.datasets.model import Corpus, Dataset, Qrels, Split
+from llara_bench.harness.errors import ConfigError, UnknownNameError
+from llara_bench.models.cache import cache_root
 
 __all__ = ["Corpus", "Dataset", "Qrels", "Split", "load_dataset", "embedded_names", "discover_beir_folders",
            "default_data_root", "cache_root"]
@@ -33,7 +33,7 @@ def default_data_root() -> Path | None:
 
 
 def embedded_names() -> list[str]:
-    base = resources.files("harness") / "data"
+    base = resources.files("llara_bench.harness") / "data"
     return sorted(p.name for p in base.iterdir() if p.is_dir() and (p / "corpus.jsonl").is_file())
 
 
@@ -53,7 +53,7 @@ def load_dataset(spec: str, data_root: Path | None = None) -> Dataset:
     if source == "embedded":
         if value not in embedded_names():
             raise UnknownNameError("embedded dataset", value, embedded_names())
-        with resources.as_file(resources.files("harness") / "data" / value) as folder:
+        with resources.as_file(resources.files("llara_bench.harness") / "data" / value) as folder:
             dataset = load_beir_folder(folder, name=value)
         dataset.source = f"embedded:{value}"
         return dataset

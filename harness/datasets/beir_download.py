@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from harness.errors import LlaraBenchError
+from llara_bench.harness.errors import LlaraBenchError
 
 # The 18 BEIR datasets (BEIR's README); the public ones download as <name>.zip from BEIR's host.
 BEIR_DATASETS = (

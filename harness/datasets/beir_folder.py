@@ -12,8 +12,8 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from harness.datasets.model import Corpus, Dataset, Qrels
-from harness.errors import DataFormatError
+from llara_bench.harness.datasets.model import Corpus, Dataset, Qrels
+from llara_bench.harness.errors import DataFormatError
 
 QRELS_HEADER = ["query-id", "corpus-id", "score"]
 

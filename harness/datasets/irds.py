@@ -7,8 +7,8 @@ id) load the same way.
 
 from __future__ import annotations
 
-from harness.datasets.model import Corpus, Dataset
-from harness.errors import DataFormatError, UnknownNameError
+from llara_bench.harness.datasets.model import Corpus, Dataset
+from llara_bench.harness.errors import DataFormatError, UnknownNameError
 
 
 def split_name(dataset_id: str) -> str:

@@ -56,7 +56,7 @@ class Dataset:
 
     def split(self, name: str) -> Split:
         """The judged queries and qrels of one split (BEIR's rule: only judged queries are run)."""
-        from harness.errors import UnknownNameError
+        from llara_bench.harness.errors import UnknownNameError
 
         if name not in self.qrels:
             raise UnknownNameError(f"split of dataset {self.name!r}", name, self.splits)

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.datasets.beir_folder import iter_jsonl, iter_lines
-from harness.datasets.model import Dataset
-from harness.errors import ConfigError, DataFormatError
+from llara_bench.harness.datasets.beir_folder import iter_jsonl, iter_lines
+from llara_bench.harness.datasets.model import Dataset
+from llara_bench.harness.errors import ConfigError, DataFormatError
 
 ID_FIELDS = ("docid", "_id")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.datasets import load_dataset
+from llara_bench.harness.datasets import load_dataset
 
 SMALL_SLICE = 300  # documents, when benchmarks are disabled (plain test runs, CI)
 

@@ -28,7 +28,7 @@ def cache(tmp_path_factory):
 
 def run_cli(args: list[str], cache, output) -> list[dict]:
     env = {**os.environ, "LLARA_BENCH_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "COLUMNS": "160"}
-    out = subprocess.run([sys.executable, "-m", "harness.cli", "run", *args, "-o", str(output)], env=env,
+    out = subprocess.run([sys.executable, "-m", "llara_bench.harness.cli", "run", *args, "-o", str(output)], env=env,
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-3000:]
     (run_dir,) = [p for p in output.iterdir() if p.is_dir()]

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from models import REGISTRY
-from models.base import ModelMeta
-from models.contracts import LLARA
+from llara_bench.models import REGISTRY
+from llara_bench.models.base import ModelMeta
+from llara_bench.models.contracts import LLARA
 
 DECODER_BATCH = 32  # rows per fixed-size batch; also the row cap of the token-budget batches
 TOKEN_BUDGET = DECODER_BATCH * 256  # the same padded-token volume as a fixed batch of 256-token inputs
@@ -30,7 +30,7 @@ def decoder(request, shared_models, tmp_path_factory):
 
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from models.decoder import DecoderEncoder
+    from llara_bench.models.decoder import DecoderEncoder
 
     tokenizer = None
     if request.param == "stories260K":

@@ -13,8 +13,8 @@ import json
 import numpy as np
 import pytest
 
-from reports import write_report
-from reports.collect import collect
+from llara_bench.reports import write_report
+from llara_bench.reports.collect import collect
 
 DATASETS = {"msmarco-dev-small": 6980, "fiqa": 648, "nfcorpus": 323, "scifact": 300, "trec-covid": 50}
 MODELS = {"bm25": None, "minilm": 22_713_216, "contriever": 109_482_240, "e5-large": 335_141_888,

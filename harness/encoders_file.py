@@ -181,14 +181,16 @@ def load_models_files(paths: list[Path] | None = None, registry: Registry = REGI
     return files
 
 
+def flag(key: str) -> str:
+    """The `llara-bench register` argument or flag that sets an entry's field."""
+    return "MODEL" if key == "model" else f"--{key.replace('_', '-')}"
+
+
 class FlagReader(FieldReader):
     """Errors about an entry made from `llara-bench register`'s arguments name the flag, not a YAML line."""
 
     def where(self, mapping: Any, key: str) -> str:
-        return {"model": "MODEL", "contract": "--contract"}.get(key, f"--{key.replace('_', '-')}")
-
-
-FLAGS = {"model": "MODEL", "tokenizer": "--tokenizer", "contract": "--contract"}
+        return flag(key)
 
 
 def register_encoder(name: str, model: str, contract: str, path: Path | None = None, *, check: bool = True,
@@ -220,7 +222,7 @@ def register_encoder(name: str, model: str, contract: str, path: Path | None = N
             check_fit(entry)
         except FitError as exc:
             part = exc.part if exc.part in spec else "model"  # no --tokenizer: the model folder's own
-            raise ConfigError(f"{FLAGS[part]} {spec[part]}: {exc}") from None
+            raise ConfigError(f"{flag(part)} {spec[part]}: {exc}") from None
         except ConfigError as exc:
             if Path(spec["model"]).exists():
                 raise

@@ -5,7 +5,7 @@ registry variant with one line::
       my-llara: {model: runs/adapt/final, contract: llara}
       stories-eos:
         model: /data/stories260K-hf      # a local folder or a Hub id
-        contract: repllama               # llara | repllama, or a mapping: {base: llara, dtype: float32, ...}
+        contract: repllama               # llara | repllama | mean | cls, or a mapping: {base: llara, dtype: float32, ...}
         dtype: float32
         passage_max_length: 256
       e5: {model: /data/e5-base-v2, contract: mean, query_prefix: "query: ", passage_prefix: "passage: "}

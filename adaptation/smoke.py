@@ -18,9 +18,8 @@ from typing import Any
 from llara_bench.adaptation.train import TrainSettings
 from llara_bench.models.base import ModelMeta
 from llara_bench.models.cache import cache_root, cached_build
-from llara_bench.models.catalog import decoder_meta
 from llara_bench.models.contracts import LLARA
-from llara_bench.models.registry import ModelEntry, Registry
+from llara_bench.models.registry import ModelEntry, Registry, decoder_meta
 
 BUILD_VERSION = 1
 # The bag-of-words losses alone (next-token weight 0): on 235 short passages the next-token loss only

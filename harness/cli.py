@@ -312,6 +312,7 @@ def models(as_json: bool = typer.Option(False, "--json", help="Print the metadat
     """List the registered encoders with their metadata."""
     from llara_bench.harness.encoders_file import load_models_files
     from llara_bench.models import REGISTRY
+    from llara_bench.models.base import ROLES
 
     try:
         load_models_files(models_file)
@@ -320,15 +321,17 @@ def models(as_json: bool = typer.Option(False, "--json", help="Print the metadat
         _fail(exc)
     if as_json:
         console.print_json(json.dumps([e.meta.to_dict() | {"aliases": list(e.aliases), "origin": e.origin}
+                                       | {f"{role}_max_length": e.meta.input_length(role) for role in ROLES}
                                        for e in entries]))
         return
     table = Table(title="Registered encoders")
-    for col in ("name", "kind", "dim", "max len", "similarity", "source", "description"):
+    for col in ("name", "kind", "dim", "tokens (query / passage)", "similarity", "source", "description"):
         table.add_column(col)
     for e in entries:
         m = e.meta
         name = e.name + (f" ({', '.join(e.aliases)})" if e.aliases else "")
-        table.add_row(name, m.kind, str(m.dimension or "-"), str(m.max_length or "-"), m.similarity, m.source,
+        lengths = " / ".join(str(m.input_length(role) or "-") for role in ROLES)
+        table.add_row(name, m.kind, str(m.dimension or "-"), lengths, m.similarity, m.source,
                       m.description + ("" if m.trained else " [UNTRAINED]"))
     console.print(table)
 
@@ -337,7 +340,10 @@ def models(as_json: bool = typer.Option(False, "--json", help="Print the metadat
 def register(
     name: str = typer.Argument(..., help="The new encoder's name."),
     model: str = typer.Argument(..., help="A local model folder or a Hub id."),
-    contract: str = typer.Option(..., "--contract", "-c", help="Encoding contract: llara or repllama."),
+    contract: str = typer.Option(..., "--contract", "-c", help="Encoding contract: llara or repllama (causal LMs), "
+                                 "mean or cls (sentence-transformers folders)."),
+    query_prefix: Optional[str] = typer.Option(None, help="Text put before each query, e.g. 'query: ' (E5)."),
+    passage_prefix: Optional[str] = typer.Option(None, help="Text put before each passage, e.g. 'passage: '."),
     adapter: Optional[str] = typer.Option(None, help="A LoRA adapter folder or Hub id, merged at load."),
     tokenizer: Optional[str] = typer.Option(None, help="Tokenizer folder or Hub id (default: the model's)."),
     dtype: Optional[str] = typer.Option(None, help="float32, bfloat16 or float16 (default: the contract's)."),
@@ -346,13 +352,16 @@ def register(
                                       "arbitrary code; only for a source you trust."),
     models_file: Optional[Path] = typer.Option(None, "--models-file", help="File to write (default: "
                                                "$LLARA_BENCH_MODELS_FILE or ~/.config/llara-bench/encoders.yaml)."),
+    check: bool = typer.Option(True, "--check/--no-check", help="Check first that the model's config and tokenizer "
+                               "fit the contract (no weights are loaded)."),
 ) -> None:
     """Register a local checkpoint (or Hub model) under an encoding contract, in a models file."""
     from llara_bench.harness.encoders_file import register_encoder
 
     try:
-        path = register_encoder(name, model, contract, models_file, adapter=adapter, tokenizer=tokenizer,
-                                dtype=dtype, description=description, allow_pickle=allow_pickle or None)
+        path = register_encoder(name, model, contract, models_file, check=check, adapter=adapter, tokenizer=tokenizer,
+                                dtype=dtype, description=description, allow_pickle=allow_pickle or None,
+                                query_prefix=query_prefix, passage_prefix=passage_prefix)
     except LlaraBenchError as exc:
         _fail(exc)
     console.print(f"Registered [bold]{escape(name)}[/] in {path}")

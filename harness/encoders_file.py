@@ -5,9 +5,13 @@ registry variant with one line::
       my-llara: {model: runs/adapt/final, contract: llara}
       stories-eos:
         model: /data/stories260K-hf      # a local folder or a Hub id
-        contract: repllama               # llara | repllama, or a mapping: {base: llara, dtype: float32, ...}
+        contract: repllama               # llara | repllama | mean | cls, or a mapping: {base: llara, dtype: float32, ...}
         dtype: float32
         passage_max_length: 256
+      e5: {model: /data/e5-base-v2, contract: mean, query_prefix: "query: ", passage_prefix: "passage: "}
+
+``llara`` and ``repllama`` run a causal LM (models/decoder.py); ``mean`` and ``cls`` run a
+sentence-transformers folder (models/sentence_transformer.py).
 
 Relative paths are relative to the file. Files come from ``--models-file`` and, when it exists, the user's
 file (``$LLARA_BENCH_MODELS_FILE``, default ``~/.config/llara-bench/encoders.yaml``), which
@@ -28,12 +32,14 @@ from llara_bench.harness.errors import ConfigError, UnknownNameError
 from llara_bench.harness.results import write_atomic
 from llara_bench.harness.yamlfile import FieldReader, Mapping, load_yaml
 from llara_bench.models import REGISTRY, EncodingContract, ModelEntry, Registry
-from llara_bench.models.catalog import decoder_entry
-from llara_bench.models.contracts import CONTRACTS, contract_named
+from llara_bench.models.contracts import CONTRACTS, ENCODER_ONLY, contract_named
+from llara_bench.models.fit import FitError, check_fit
 from llara_bench.models.loading import DTYPES
+from llara_bench.models.registry import decoder_entry, sentence_transformer_entry
 
-ENTRY_KEYS = {"model", "contract", "description", "tokenizer", "adapter", "revision", "adapter_revision", "dtype",
-              "query_max_length", "passage_max_length", "allow_pickle", "trust_remote_code", "trained"}
+DECODER_KEYS = {"tokenizer", "adapter", "revision", "adapter_revision", "allow_pickle", "trust_remote_code"}
+OVERRIDE_KEYS = ("dtype", "query_max_length", "passage_max_length", "query_prefix", "passage_prefix")  # contract fields
+ENTRY_KEYS = {"model", "contract", "description", "trained", *DECODER_KEYS, *OVERRIDE_KEYS}
 CONTRACT_KEYS = {f.name for f in dataclass_fields(EncodingContract)}
 CONTRACT_TYPES = get_type_hints(EncodingContract)
 
@@ -106,8 +112,9 @@ def _contract(err: FieldReader, spec: Mapping, raw: Any, overrides: dict[str, An
         raise ConfigError(f"{err.where(spec, 'contract')}: {exc}") from None
 
 
-def parse_models_file(text: str, path: Path) -> list[ModelEntry]:
-    err = FieldReader(str(path))
+def parse_models_file(text: str, path: Path, err: FieldReader | None = None) -> list[ModelEntry]:
+    """The entries of a models file; errors point where ``err`` says (by default: the file, line and field)."""
+    err = err or FieldReader(str(path))
     doc = load_yaml(text, str(path))
     if doc is None:
         return []
@@ -123,14 +130,23 @@ def parse_models_file(text: str, path: Path) -> list[ModelEntry]:
             if key not in spec:
                 raise ConfigError(f"{err.where(doc['encoders'], name)}: encoder {name!r} is missing field {key!r}")
         model = _local(err.string(spec, "model"), path.parent)
-        overrides = {k: spec[k] for k in ("dtype", "query_max_length", "passage_max_length") if k in spec}
+        overrides = {k: spec[k] for k in OVERRIDE_KEYS if k in spec}
         if "dtype" in spec and spec["dtype"] not in DTYPES:
             raise ConfigError(f"{err.where(spec, 'dtype')}: expected one of {', '.join(sorted(DTYPES))}, "
                               f"got {spec['dtype']!r}")
         for key in ("query_max_length", "passage_max_length"):
             if key in spec:
                 err.positive_int(spec, key, default=1)
+        for key in ("query_prefix", "passage_prefix"):
+            if key in spec and not isinstance(spec[key], str):
+                raise ConfigError(f"{err.where(spec, key)}: expected a string, got {spec[key]!r}")
         contract = _contract(err, spec, spec["contract"], overrides)
+        contract_name = spec["contract"] if isinstance(spec["contract"], str) else spec["contract"]["base"]
+        encoder_only = contract_name in ENCODER_ONLY
+        if encoder_only and DECODER_KEYS & set(spec):
+            key = sorted(DECODER_KEYS & set(spec))[0]
+            raise ConfigError(f"{err.where(spec, key)}: applies to decoder contracts (llara, repllama) only, not to "
+                              f"{contract_name!r}")
         extra: dict[str, Any] = {}
         for key in ("tokenizer", "adapter"):
             if key in spec:
@@ -143,10 +159,10 @@ def parse_models_file(text: str, path: Path) -> list[ModelEntry]:
                 if not isinstance(spec[key], bool):
                     raise ConfigError(f"{err.where(spec, key)}: expected true or false")
                 extra[key] = spec[key]
-        contract_name = spec["contract"] if isinstance(spec["contract"], str) else spec["contract"]["base"]
         description = err.string(spec, "description", default=f"{model} under the {contract_name} contract")
-        entries.append(decoder_entry(str(name), model, contract, description=description,
-                                     origin=f"models-file:{path}", **extra))
+        make = sentence_transformer_entry if encoder_only else decoder_entry
+        entries.append(make(str(name), model, contract, description=description, origin=f"models-file:{path}",
+                            **extra))
     return entries
 
 
@@ -165,8 +181,24 @@ def load_models_files(paths: list[Path] | None = None, registry: Registry = REGI
     return files
 
 
-def register_encoder(name: str, model: str, contract: str, path: Path | None = None, **fields: Any) -> Path:
-    """Add (or replace) one encoder in a models file, written atomically; validated before writing."""
+def flag(key: str) -> str:
+    """The `llara-bench register` argument or flag that sets an entry's field."""
+    return "MODEL" if key == "model" else f"--{key.replace('_', '-')}"
+
+
+class FlagReader(FieldReader):
+    """Errors about an entry made from `llara-bench register`'s arguments name the flag, not a YAML line."""
+
+    def where(self, mapping: Any, key: str) -> str:
+        return flag(key)
+
+
+def register_encoder(name: str, model: str, contract: str, path: Path | None = None, *, check: bool = True,
+                     **fields: Any) -> Path:
+    """Add (or replace) one encoder in a models file, written atomically, after checking (unless ``check`` is
+    false) that the model loads under the contract (`models.fit`: config and tokenizer, no weights).
+
+    Errors name the `register` command's argument or flag (MODEL, --contract, --dtype, ...)."""
     path = path or user_models_file()
     doc = None
     if path.is_file():
@@ -184,6 +216,18 @@ def register_encoder(name: str, model: str, contract: str, path: Path | None = N
 
     spec = {"model": here(model), "contract": contract,
             **{k: here(v) if k in ("tokenizer", "adapter") else v for k, v in fields.items() if v is not None}}
+    [entry] = parse_models_file(yaml.safe_dump({"encoders": {name: spec}}), path, FlagReader(str(path)))
+    if check:
+        try:
+            check_fit(entry)
+        except FitError as exc:
+            part = exc.part if exc.part in spec else "model"  # no --tokenizer: the model folder's own
+            raise ConfigError(f"{flag(part)} {spec[part]}: {exc}") from None
+        except ConfigError as exc:
+            if Path(spec["model"]).exists():
+                raise
+            # a Hub id that cannot be read now (offline, gated)
+            raise ConfigError(f"{exc}; or register it unchecked with --no-check") from None
     doc.setdefault("encoders", {})[name] = spec
     text = yaml.safe_dump(doc, sort_keys=False)
     parse_models_file(text, path)  # the same checks as on loading

@@ -60,6 +60,12 @@ class EncodingContract:
             template = template.replace("{title} ", "").replace(" {title}", "").replace("{title}", "")
         return template.format(text=text, title=title).strip()
 
+    def prompt(self, role: Role, text: str, title: str = "") -> str:
+        """The whole input as one string, prefix + formatted text + suffix, for encoders that take strings
+        (sentence-transformers tokenises it in one piece, as its own ``encode(prompt=...)`` does)."""
+        prefix, suffix = self.affixes(role)
+        return prefix + self.format(role, text, title) + suffix
+
     def affixes(self, role: Role) -> tuple[str, str]:
         """(prefix, suffix) strings of a role, tokenised apart from the text."""
         if role == "query":
@@ -91,6 +97,12 @@ class ModelMeta:
     reference: str | None = None
     contract: EncodingContract | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def input_length(self, role: Role) -> int | None:
+        """The longest input, in tokens (prompt included), fed to the model for a role: the contract's max length
+        within the model's own limit (`max_length`, e.g. LLaMA-2's 4096 positions)."""
+        caps = [n for n in (self.contract.max_length(role) if self.contract else None, self.max_length) if n]
+        return min(caps) if caps else None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -8,33 +8,12 @@ from typing import Any
 from llara_bench.models.base import EncodingContract, ModelMeta
 from llara_bench.models.bm25 import BM25_CONTRACT
 from llara_bench.models.contracts import LLARA, REPLLAMA
-from llara_bench.models.registry import ModelEntry, Registry
+from llara_bench.models.registry import ModelEntry, Registry, decoder_entry, decoder_meta
 
 LLAMA2_7B = "meta-llama/Llama-2-7b-hf"
 LLAMA2_7B_PARAMS = 6_738_415_616  # the full causal LM checkpoint
 LLARA_PAPER = "https://arxiv.org/abs/2312.15503"
 REPLLAMA_PAPER = "https://arxiv.org/abs/2310.08319"
-
-
-def decoder_meta(name: str, source: str, contract: EncodingContract, *, description: str, **fields: Any) -> ModelMeta:
-    return ModelMeta(name=name, kind="dense", description=description, source=source, contract=contract,
-                     similarity="cosine" if contract.normalize else "dot", **fields)
-
-
-META_FIELDS = ("dimension", "max_length", "n_parameters", "license", "reference", "trained", "revision")
-
-
-def decoder_entry(name: str, model: str, contract: EncodingContract, *, description: str, origin: str = "builtin",
-                  **fields: Any) -> ModelEntry:
-    """An entry for a causal LM (Hub id or local folder) under an encoding contract.
-
-    ``fields`` holds ModelMeta fields (`META_FIELDS`) and DecoderEncoder arguments (tokenizer, adapter,
-    adapter_revision, dtype, allow_pickle, trust_remote_code, ...); ``revision`` is both.
-    """
-    meta = decoder_meta(name, model + (f" + {fields['adapter']}" if fields.get("adapter") else ""), contract,
-                        description=description, **{k: fields[k] for k in META_FIELDS if k in fields})
-    kwargs = {"model": model, **{k: v for k, v in fields.items() if k not in META_FIELDS or k == "revision"}}
-    return ModelEntry(name, "llara_bench.models.decoder:DecoderEncoder", meta, kwargs, origin=origin)
 
 
 def _llama2_7b(name: str, model: str, contract: EncodingContract, description: str, **fields: Any) -> ModelEntry:

@@ -37,7 +37,12 @@ REPLLAMA = EncodingContract(
     bos=True, eos=True, pad_token="<unk>", padding_side="right", pooling="last_token", normalize=True,
     query_max_length=512, passage_max_length=512, dtype="bfloat16")
 
-CONTRACTS: dict[str, EncodingContract] = {"llara": LLARA, "repllama": REPLLAMA}
+# Encoder-only models (sentence-transformers folders such as MiniLM, E5, BGE): the text as it is, the mean of
+# the token states or the first ([CLS]) one, L2-normalised. Prefixes (E5's "query: ") are set per entry.
+ENCODER_ONLY: dict[str, EncodingContract] = {"mean": EncodingContract(pooling="mean"),
+                                            "cls": EncodingContract(pooling="cls")}
+
+CONTRACTS: dict[str, EncodingContract] = {"llara": LLARA, "repllama": REPLLAMA, **ENCODER_ONLY}
 
 
 def contract_named(name: str, **overrides) -> EncodingContract:

@@ -42,6 +42,15 @@ def add_special_tokens(tokenizer, model, tokens: Sequence[str]) -> int:
     return len(missing)
 
 
+def pad_token_id(tokenizer, contract: EncodingContract) -> int | None:
+    """The id of the contract's padding token (else the tokenizer's own), None when the tokenizer lacks it."""
+    token = contract.pad_token or tokenizer.pad_token
+    pad_id = tokenizer.convert_tokens_to_ids(token) if token is not None else None
+    if pad_id is None or (token != tokenizer.unk_token and pad_id == tokenizer.unk_token_id):
+        return None
+    return int(pad_id)
+
+
 def affix_ids(tokenizer, contract: EncodingContract, role: Role) -> tuple[list[int], list[int]]:
     """The ids before and after the text: BOS + prefix, and suffix + EOS, as the contract states."""
     prefix, suffix = contract.affixes(role)
@@ -186,12 +195,11 @@ class DecoderEncoder:
 
     # -- loading -------------------------------------------------------------------------------
     def _pad_id(self, name: str, contract: EncodingContract) -> int:
-        token = contract.pad_token or self.tokenizer.pad_token
-        pad_id = self.tokenizer.convert_tokens_to_ids(token) if token is not None else None
-        if pad_id is None or (token != self.tokenizer.unk_token and pad_id == self.tokenizer.unk_token_id):
-            raise ConfigError(f"encoder {name!r}: padding token {token!r} is not in the tokenizer; set the "
-                              "contract's pad_token")
-        return int(pad_id)
+        pad_id = pad_token_id(self.tokenizer, contract)
+        if pad_id is None:
+            raise ConfigError(f"encoder {name!r}: padding token {contract.pad_token or self.tokenizer.pad_token!r} "
+                              "is not in the tokenizer; set the contract's pad_token")
+        return pad_id
 
     def _merge_adapter(self, name: str, adapter: str, revision: str | None, allow_pickle: bool) -> dict[str, Any]:
         from peft import PeftModel

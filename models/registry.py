@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from llara_bench.models.errors import ConfigError, UnknownNameError
-from llara_bench.models.base import ModelMeta
+from llara_bench.models.base import EncodingContract, ModelMeta
 
 ENTRY_POINT_GROUP = "llara_bench.encoders"
 Target = str | Callable[..., Any]
@@ -142,6 +142,61 @@ class Registry:
         raise UnknownNameError("encoder", name, sorted([*self._entries, *self._aliases]))
 
 
+# -- entries for a model under a named contract (the catalog, models files and adapted folders) ----------
+
+DECODER_TARGET = "llara_bench.models.decoder:DecoderEncoder"
+SENTENCE_TRANSFORMER_TARGET = "llara_bench.models.sentence_transformer:SentenceTransformerEncoder"
+META_FIELDS = ("dimension", "max_length", "n_parameters", "license", "reference", "trained", "revision")
+
+
+def decoder_meta(name: str, source: str, contract: EncodingContract, *, description: str, **fields: Any) -> ModelMeta:
+    return ModelMeta(name=name, kind="dense", description=description, source=source, contract=contract,
+                     similarity="cosine" if contract.normalize else "dot", **fields)
+
+
+def checkpoint_meta(model: str) -> dict[str, int]:
+    """The dimension and position limit of a local transformers folder, from its config.json; nothing for a Hub
+    id, or a config that cannot be read (loading the model reports that)."""
+    import json
+
+    try:
+        config = json.loads((Path(model).expanduser() / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    found = {"dimension": config.get("hidden_size"), "max_length": config.get("max_position_embeddings")}
+    return {k: v for k, v in found.items() if isinstance(v, int) and not isinstance(v, bool)}
+
+
+def decoder_entry(name: str, model: str, contract: EncodingContract, *, description: str, origin: str = "builtin",
+                  **fields: Any) -> ModelEntry:
+    """An entry for a causal LM (Hub id or local folder) under an encoding contract.
+
+    ``fields`` holds ModelMeta fields (`META_FIELDS`; a local folder's dimension and position limit are read
+    from its config.json) and DecoderEncoder arguments (tokenizer, adapter, adapter_revision, dtype,
+    allow_pickle, trust_remote_code, ...); ``revision`` is both.
+    """
+    fields = {**checkpoint_meta(model), **fields}
+    meta = decoder_meta(name, model + (f" + {fields['adapter']}" if fields.get("adapter") else ""), contract,
+                        description=description, **{k: fields[k] for k in META_FIELDS if k in fields})
+    kwargs = {"model": model, **{k: v for k, v in fields.items() if k not in META_FIELDS or k == "revision"}}
+    return ModelEntry(name, DECODER_TARGET, meta, kwargs, origin=origin)
+
+
+def sentence_transformer_entry(name: str, model: str, contract: EncodingContract, *, description: str,
+                               origin: str = "builtin", **fields: Any) -> ModelEntry:
+    """An entry for an encoder-only model (a sentence-transformers folder or Hub id) under an encoder-only
+    contract; dimension and lengths are read from the folder's config files when it is local."""
+    from llara_bench.models.sentence_transformer import sentence_transformer_meta
+
+    found = sentence_transformer_meta(model, description=description)
+    lengths = {f"{role}_max_length": found.max_length for role in ("query", "passage")
+               if contract.max_length(role) is None}  # type: ignore[arg-type]
+    meta = replace(found, name=name, contract=replace(contract, **lengths),
+                   similarity="cosine" if contract.normalize else "dot",
+                   **{k: fields[k] for k in META_FIELDS if k in fields})
+    return ModelEntry(name, SENTENCE_TRANSFORMER_TARGET, meta, {"model_path": model}, origin=origin)
+
+
 def entry_for_path(path: Path) -> ModelEntry:
     """An entry for a local model folder, recognised by what it contains."""
     from llara_bench.models.sentence_transformer import sentence_transformer_meta
@@ -150,8 +205,7 @@ def entry_for_path(path: Path) -> ModelEntry:
         raise ConfigError(f"model path {path}: expected a model folder")
     if (path / "modules.json").is_file() or (path / "config_sentence_transformers.json").is_file():
         meta = sentence_transformer_meta(str(path), description=f"sentence-transformers model at {path}")
-        return ModelEntry(str(path), "llara_bench.models.sentence_transformer:SentenceTransformerEncoder", meta,
-                          {"model_path": str(path)}, origin="path")
+        return ModelEntry(str(path), SENTENCE_TRANSFORMER_TARGET, meta, {"model_path": str(path)}, origin="path")
     if (path / ADAPTED_MANIFEST).is_file():
         return adapted_entry(path)
     if (path / "config.json").is_file():
@@ -168,9 +222,6 @@ def adapted_entry(path: Path, name: str | None = None) -> ModelEntry:
     """An entry (named ``name``, by default the path) for a folder written by ``llara-bench adapt`` or
     ``finetune``: its manifest names the encoding contract it was trained for."""
     import json
-
-    from llara_bench.models.base import EncodingContract
-    from llara_bench.models.catalog import decoder_entry
 
     manifest_path = path / ADAPTED_MANIFEST
     try:

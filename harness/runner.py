@@ -173,7 +173,7 @@ def run_suite(config: RunConfig, progress: ProgressFactory = _no_progress,
         "schema_version": results.SCHEMA_VERSION, "run_id": run_dir.name, "suite": suite.name,
         "baseline": run.baseline, "config": config.to_dict(), "plan": plan, "results": written,
         "groups": run.groups,
-        "gates": [asdict(v.expectation) | {"got": v.got, "status": v.status} for v in run.verdicts]})
+        "gates": [v.to_dict() for v in run.verdicts]})
     return run
 
 

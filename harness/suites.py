@@ -11,6 +11,17 @@ A dataset is one line (a spec string such as ``beir:scifact``) or a mapping with
     conventions:                         # applied by dataset name, also to discovered ones
       cranfield: {relevance_map: {1: 4, 2: 3, 3: 2, 4: 1, -1: 0}}
 
+Expected scores (``harness.gates``): ``expected:`` lists collections by name, whose scores are kept
+once in ``harness/suites/expected/<collection>.yaml`` (those of the suite's measures are checked), and/or
+the suite's own, each a mapping with optional conditions::
+
+    expected:
+      - scifact                          # harness/suites/expected/scifact.yaml
+      - {model: minilm, dataset: scifact, metric: nDCG@10, score: 0.6451, tolerance: 0.002, top_k: 1000}
+
+A collection must be a dataset the suite runs, and a suite's own expectation must name one of its models
+and datasets: a gate that can never fire is an error when the suite is loaded.
+
 Errors name the suite file, the line and the field.
 """
 
@@ -24,14 +35,14 @@ from typing import Any
 
 from llara_bench.harness.datasets import discover_beir_folders
 from llara_bench.harness.errors import ConfigError, UnknownNameError
-from llara_bench.harness.gates import DEFAULT_TOLERANCE, Expectation
+from llara_bench.harness.gates import CONDITIONS, DEFAULT_TOLERANCE, Expectation
 from llara_bench.harness.metrics import DEFAULT_MEASURES, parse_measures
 from llara_bench.harness.yamlfile import FieldReader, Mapping, load_yaml
 
 
 SUITE_KEYS = {"name", "description", "models", "baseline", "datasets", "measures", "main_metric", "split", "top_k",
               "conventions", "expected", "titles"}
-EXPECTED_KEYS = {"model", "dataset", "metric", "score", "tolerance", "source"}
+EXPECTED_KEYS = {"model", "dataset", "metric", "score", "tolerance", "source", *CONDITIONS}
 ENTRY_KEYS = {"spec", "name", "split", "top_k", "drop_self_hits", "relevance_map", "group", "titles"}
 CONVENTION_KEYS = ENTRY_KEYS - {"spec", "name", "group"}
 
@@ -163,33 +174,94 @@ def parse_suite(text: str, path: str) -> Suite:
     return suite
 
 
+def expected_collections() -> list[str]:
+    return sorted(p.name[:-5] for p in _expected_dir().iterdir() if p.name.endswith(".yaml"))
+
+
+def load_expected(collection: str) -> list[Expectation]:
+    """A collection's expected scores (harness/suites/expected/<collection>.yaml), for every measure."""
+    if collection not in expected_collections():
+        raise UnknownNameError("expected-score collection", collection, expected_collections())
+    path = f"<built-in expected scores>/{collection}.yaml"
+    doc = load_yaml((_expected_dir() / f"{collection}.yaml").read_text(encoding="utf-8"), path)
+    err = FieldReader(path)
+    raw = doc.get("expected") if isinstance(doc, Mapping) else None
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(f"{path}: expected a mapping with a non-empty list 'expected'")
+    err.unknown_keys(doc, {"expected"})
+    return [_expectation(err, item, f"{path}:{line}", dataset=collection) for item, line in zip(raw, raw.lines)]
+
+
+def _expected_dir():
+    return resources.files("llara_bench.harness") / "suites" / "expected"
+
+
 def _expectations(err: FieldReader, doc: Mapping, suite: Suite) -> list[Expectation]:
+    """The scores of the collections the suite names (for its measures), then its own."""
     raw = doc.get("expected")
     if raw is None:
         return []
     if not isinstance(raw, list):
-        raise ConfigError(f"{err.where(doc, 'expected')}: expected a list of {{model, dataset, metric, score, "
-                          "tolerance, source}} mappings")
+        raise ConfigError(f"{err.where(doc, 'expected')}: expected a list of collection names and {{model, "
+                          "dataset, metric, score, tolerance, source}} mappings")
     out = []
     for item, line in zip(raw, raw.lines):
-        if not isinstance(item, Mapping):
-            raise ConfigError(f"{suite.path}:{line}: expected a mapping with model, dataset, score (and metric, "
-                              f"tolerance, source); got {item!r}")
-        err.unknown_keys(item, EXPECTED_KEYS)
-        metric = err.string(item, "metric", default=suite.main_metric)
-        try:
-            metric = str(parse_measures([metric])[0])
-        except ConfigError as exc:
-            raise ConfigError(f"{err.where(item, 'metric')}: {exc}") from None
-        if metric not in suite.measures:
-            raise ConfigError(f"{err.where(item, 'metric')}: {metric!r} is not among the suite's measures "
+        where = f"{suite.path}:{line}"
+        if isinstance(item, str):
+            try:
+                collection = load_expected(item)
+            except UnknownNameError as exc:
+                raise ConfigError(f"{where}: {exc}") from None
+            _check_runs_dataset(suite, item, where)
+            out += [e for e in collection if e.metric in suite.measures]
+            continue
+        e = _expectation(err, item, where, default_metric=suite.main_metric)
+        if e.metric not in suite.measures:
+            raise ConfigError(f"{err.where(item, 'metric')}: {e.metric!r} is not among the suite's measures "
                               f"{suite.measures}")
-        out.append(Expectation(
-            model=err.string(item, "model", required=True), dataset=err.string(item, "dataset", required=True),
-            metric=metric, score=err.number(item, "score"),
-            tolerance=err.number(item, "tolerance", default=DEFAULT_TOLERANCE, minimum=0.0),
-            source=err.string(item, "source", default=None), where=f"{suite.path}:{line}"))
+        if e.model not in suite.models:
+            raise ConfigError(f"{err.where(item, 'model')}: {e.model!r} is not among the suite's models "
+                              f"{suite.models}, so this gate would never fire; add it to models")
+        _check_runs_dataset(suite, e.dataset, err.where(item, "dataset"))
+        out.append(e)
     return out
+
+
+def _expectation(err: FieldReader, item: Any, where: str, *, dataset: str | None = None,
+                 default_metric: str | None = None) -> Expectation:
+    """One expected score; ``dataset`` is the collection's when read from a collection file."""
+    if not isinstance(item, Mapping):
+        raise ConfigError(f"{where}: expected a mapping with model, dataset, score (and metric, tolerance, "
+                          f"source, {', '.join(CONDITIONS)}); got {item!r}")
+    err.unknown_keys(item, EXPECTED_KEYS - {"dataset"} if dataset else EXPECTED_KEYS)
+    metric = err.string(item, "metric", required=default_metric is None, default=default_metric)
+    try:
+        metric = str(parse_measures([metric])[0])
+    except ConfigError as exc:
+        raise ConfigError(f"{err.where(item, 'metric')}: {exc}") from None
+    conditions: dict[str, Any] = {}
+    for key in (k for k in CONDITIONS if k in item):
+        conditions[key] = err.positive_int(item, key, default=0) if key == "top_k" \
+            else _titles(err, item) if key == "titles" else err.string(item, key)
+    return Expectation(
+        model=err.string(item, "model", required=True), dataset=dataset or err.string(item, "dataset", required=True),
+        metric=metric, score=err.number(item, "score"),
+        tolerance=err.number(item, "tolerance", default=DEFAULT_TOLERANCE, minimum=0.0),
+        source=err.string(item, "source", default=None), where=where, conditions=conditions)
+
+
+def _check_runs_dataset(suite: Suite, name: str, where: str) -> None:
+    """An expected score on a dataset the suite never runs would silently never fire."""
+    names = [e.name for e in suite.datasets] + sorted({e.group for e in suite.datasets if e.group})
+    if name in names or (suite.discover and any(fnmatch.fnmatch(name, g) for g in suite.discover_match or ["*"])):
+        return
+    import difflib
+
+    close = difflib.get_close_matches(name, names, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    found = f" or BEIR folders named {' or '.join(suite.discover_match)}" if suite.discover else ""
+    raise ConfigError(f"{where}: dataset {name!r} is not among the suite's datasets {names}{found}, so this "
+                      f"gate would never fire{hint}")
 
 
 def _name_of(spec: str) -> str:

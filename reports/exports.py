@@ -62,11 +62,13 @@ def render_markdown(report: Report) -> str:
                            number(row.tokens_per_second, ",.0f"), number(sum(row.seconds.values()), ".2f")]))
     if report.gates:
         lines += ["", "## Expected scores", "",
-                  "OK: equal at four decimals; OKish: within the tolerance; FAIL: outside it.", "",
+                  "OK: equal at four decimals; OKish: within the tolerance; FAIL: outside it; not comparable: "
+                  "run under other conditions than the expected score's (which, in brackets).", "",
                   _row(["model", "dataset", "metric", "expected", "got", "tolerance", "verdict", "source"]),
                   _row(["---", "---", "---", "---:", "---:", "---:", "---", "---"])]
         for g in report.gates:
-            verdict = f"**{g['status']}**" if g["status"] == "FAIL" else g["status"]
+            verdict = (f"**{g['status']}**" if g["status"] == "FAIL" else g["status"]) \
+                + (f" ({_md(g['reason'])})" if g.get("reason") else "")
             lines.append(_row([_md(g["model"]), _md(g["dataset"]), _md(g["metric"]), number(g["score"]),
                                number(g.get("got")), number(g["tolerance"]), verdict, _md(g.get("source") or "")]))
     return "\n".join(lines) + "\n"

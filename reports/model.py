@@ -261,6 +261,10 @@ def build(collected: Collected, options: Options = Options()) -> Report:
     if failed:
         report.notes.append(f"{len(failed)} expected score{'s' if len(failed) > 1 else ''} FAIL "
                             "(see Expected scores)")
+    apart = sum(g["status"] == "not comparable" for g in report.gates)
+    if apart:
+        report.notes.append(f"{apart} expected score{'s' if apart > 1 else ''} not comparable: run under other "
+                            "conditions than measured (see Expected scores)")
     for dataset in datasets:
         why = _compare_dataset(dataset, models, baseline, by_key, metric, options, report.comparisons)
         if why:

@@ -35,6 +35,7 @@ def test_the_wheel_installs_one_top_level_name(tmp_path):
         assert f"llara_bench/{package}/__init__.py" in names
     # package data travels under the namespace too
     for data in ("llara_bench/harness/data/smoke/corpus.jsonl", "llara_bench/harness/suites/smoke.yaml",
+                 "llara_bench/harness/suites/expected/smoke.yaml",
                  "llara_bench/harness/schema/result.schema.json", "llara_bench/reports/templates/report.html.j2"):
         assert data in names
     assert "llara-bench = llara_bench.harness.cli:main" in entry_points

@@ -1,4 +1,4 @@
-"""`llara-bench adapt`, `finetune` and `miniature` (registered on the main typer app in harness.cli)."""
+"""`llara-bench adapt`, `finetune`, `miniature` and `study` (registered on the main typer app in harness.cli)."""
 
 from __future__ import annotations
 
@@ -68,7 +68,8 @@ def adapt(
     data_root: Optional[Path] = typer.Option(None, "--data-root", envvar="LLARA_BENCH_DATA_ROOT"),
     tokenizer: Optional[str] = typer.Option(None, help="Tokenizer folder or id, when not beside the model."),
     mode: str = typer.Option("released", help="Pretext mode: released (8 tokens per head, max-pooled logits, "
-                             "next-token loss) or paper (one embedding token, bag-of-words losses only)."),
+                             "next-token loss), paper (one embedding token, bag-of-words losses only) or next-token "
+                             "(released inputs, the next-token loss alone: a control)."),
     next_token_weight: Optional[float] = typer.Option(None, min=0.0, help="Weight of the next-token loss "
                                                       "(default: the mode's, 1 or 0)."),
     chunk_words: int = typer.Option(128, min=8, help="Words per chunk (chunks end at sentence boundaries)."),
@@ -237,3 +238,60 @@ def miniature_markdown(rows: list[dict], comparison: dict) -> str:
         lines.append(f"| {r['name']} | {r['nDCG@10']:.4f} | {r['R@100']:.4f} | {seconds} |")
     lines += ["", comparison_line(comparison)]
     return "\n".join(lines) + "\n"
+
+
+def study(
+    base: str = typer.Option("smollm2-135m", help="The model to study: a registry name (its NAME-eos entry is the "
+                             "raw-eos row) or a Hugging Face causal LM folder."),
+    base_eos: Optional[str] = typer.Option(None, help="Registry name of the raw-eos row (default: BASE-eos)."),
+    adapt_on: Optional[str] = typer.Option(None, help="Dataset spec whose corpus llara and control train on "
+                                           "(default: folder:$LLARA_BENCH_SHARED_DATA/cisi)."),
+    evaluate_on: Optional[list[str]] = typer.Option(None, "--evaluate", help="Dataset spec evaluated on its test "
+                                                    "split (repeatable; default: CISI and Cranfield from "
+                                                    "$LLARA_BENCH_SHARED_DATA)."),
+    finetune_on: Optional[str] = typer.Option(None, help="Dataset spec with a train split: adds the raw+ft and "
+                                              "llara+ft rows (off by default: they cost more than a CPU budget)."),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", envvar="LLARA_BENCH_DATA_ROOT"),
+    output: Path = typer.Option(Path("runs/llara-study"), "--output", "-o", help="Folder for the trained models, "
+                                "the runs, the table and the report; a rerun reuses finished stages."),
+    steps: int = typer.Option(120, min=1, help="Training steps of llara and of control (each)."),
+    batch_size: int = typer.Option(8, min=1, help="Chunk pairs per micro-batch."),
+    grad_accum: int = COMMON["grad_accum"],
+    lr: float = typer.Option(5e-5, help="Peak learning rate of llara and control."),
+    chunk_words: int = typer.Option(48, min=8, help="Words per chunk."),
+    max_text_tokens: int = typer.Option(64, min=1, help="Text tokens per chunk in training."),
+    query_max_length: int = typer.Option(64, min=8, help="Model-input tokens per query at evaluation (every row)."),
+    passage_max_length: int = typer.Option(96, min=8, help="Model-input tokens per passage at evaluation."),
+    finetune_steps: int = typer.Option(100, min=1), finetune_lr: float = typer.Option(1e-4),
+    seed: int = COMMON["seed"], gradient_checkpointing: bool = COMMON["gradient_checkpointing"],
+    save_every: int = typer.Option(20, min=0, help="Steps between resumable checkpoints."),
+) -> None:
+    """LLaRA on a real LLaMA: raw (LLaRA's and RepLLaMA's contracts), llara (EBAE + EBAR) and a control trained
+    on the same batches with the next-token loss alone, evaluated zero-shot, llara tested against raw and
+    control query by query."""
+    from dataclasses import replace
+
+    from llara_bench.adaptation.experiment import FINETUNE, write_outputs
+    from llara_bench.adaptation.study import BASELINE, StudySettings, resolve_base, run_study, study_markdown
+
+    def shared_spec(name: str, option: str) -> str:
+        return f"folder:{_shared(option, 'LLARA_BENCH_SHARED_DATA', name)}"
+
+    adapt_on = adapt_on or shared_spec("cisi", "adapt-on")
+    evaluate_on = evaluate_on or [shared_spec(name, "evaluate") for name in ("cisi", "cranfield")]
+    d = StudySettings()
+    settings = replace(d, adapt=replace(d.adapt, steps=steps, batch_size=batch_size, grad_accum=grad_accum, lr=lr,
+                                        seed=seed, save_every=save_every,
+                                        gradient_checkpointing=gradient_checkpointing),
+                       chunk_words=chunk_words, max_text_tokens=max_text_tokens, query_max_length=query_max_length,
+                       passage_max_length=passage_max_length,
+                       finetune=replace(FINETUNE, steps=finetune_steps, lr=finetune_lr, seed=seed)
+                       if finetune_on else None)
+    try:
+        result = run_study(resolve_base(base, base_eos), adapt_on, evaluate_on, output, settings,
+                           finetune_on=finetune_on, data_root=data_root, on_log=_print_log, on_stage=_print_stage)
+    except LlaraBenchError as exc:
+        _fail(exc)
+    table = study_markdown(result)
+    report = write_outputs(output, result.summary(), table, result.run_dir, BASELINE)
+    _print_end(table, result.seconds, report)

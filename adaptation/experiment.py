@@ -18,6 +18,7 @@ from llara_bench.models.errors import ConfigError
 
 Log = Callable[[str, int, dict], None]  # (stage, step, logged row)
 Say = Callable[[str, str], None]  # (stage, message)
+FINETUNE = TrainSettings(steps=100, batch_size=8, lr=1e-4, warmup_ratio=0.1)  # the fine-tuned rows' default
 
 
 def claim_output(output: Path, wanted: dict) -> None:
@@ -86,7 +87,7 @@ def named_entry(entry, name: str, **contract_fields: Any):
 
 
 def evaluate(name: str, description: str, entries: list, datasets: list, baseline: str, runs: Path,
-             measures: tuple[str, ...] = ("nDCG@10", "R@100"), top_k: int = 100):
+             measures: tuple[str, ...] = ("nDCG@10", "R@100"), top_k: int = 100, data_root: Path | None = None):
     """Every entry on every dataset entry through the harness, results named by the entries' names. They are
     registered for this run only: the global registry is left as it was."""
     from llara_bench.harness.runner import RunConfig, run_suite
@@ -97,7 +98,7 @@ def evaluate(name: str, description: str, entries: list, datasets: list, baselin
                   measures=list(measures), main_metric=measures[0], split=datasets[0].split, top_k=top_k,
                   baseline=baseline, datasets=datasets)
     with REGISTRY.scoped(entries):
-        return run_suite(RunConfig(suite=suite, output=runs))
+        return run_suite(RunConfig(suite=suite, output=runs, data_root=data_root))
 
 
 def paired(candidate: dict, baseline: dict, metric: str = "nDCG@10") -> dict:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from llara_bench.adaptation.corpus import dataset_docs
-from llara_bench.adaptation.experiment import Log, Stages, claim_output, evaluate, finetune_rows
+from llara_bench.adaptation.experiment import FINETUNE, Log, Stages, claim_output, evaluate, finetune_rows
 from llara_bench.adaptation.finetune import ContrastiveSettings
 from llara_bench.adaptation.stages import adapt, save_stage, workdir_for
 from llara_bench.adaptation.train import TrainSettings, train
@@ -62,7 +62,7 @@ class MiniatureSettings:
     next_token_weight: float | None = None  # None: the mode's (released 1, paper 0)
     chunk_words: int = 64
     max_text_tokens: int = 96
-    finetune: TrainSettings = TrainSettings(steps=100, batch_size=8, lr=1e-4, warmup_ratio=0.1)
+    finetune: TrainSettings = FINETUNE
     contrastive: ContrastiveSettings = ContrastiveSettings()
     mine_depth: int = 100
     seed: int = 0

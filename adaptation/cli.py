@@ -262,6 +262,7 @@ def study(
     max_text_tokens: int = typer.Option(64, min=1, help="Text tokens per chunk in training."),
     query_max_length: int = typer.Option(64, min=8, help="Model-input tokens per query at evaluation (every row)."),
     passage_max_length: int = typer.Option(96, min=8, help="Model-input tokens per passage at evaluation."),
+    dtype: str = typer.Option("float32", help="Every row's dtype at evaluation (e.g. bfloat16 on a GPU)."),
     finetune_steps: int = typer.Option(100, min=1), finetune_lr: float = typer.Option(1e-4),
     seed: int = COMMON["seed"], gradient_checkpointing: bool = COMMON["gradient_checkpointing"],
     save_every: int = typer.Option(20, min=0, help="Steps between resumable checkpoints."),
@@ -284,7 +285,7 @@ def study(
                                         seed=seed, save_every=save_every,
                                         gradient_checkpointing=gradient_checkpointing),
                        chunk_words=chunk_words, max_text_tokens=max_text_tokens, query_max_length=query_max_length,
-                       passage_max_length=passage_max_length,
+                       passage_max_length=passage_max_length, dtype=dtype,
                        finetune=replace(FINETUNE, steps=finetune_steps, lr=finetune_lr, seed=seed)
                        if finetune_on else None)
     try:

@@ -24,7 +24,7 @@ resumes from its last checkpoint (``save_every``), and the evaluation from the e
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,11 @@ DESCRIPTIONS = {
 }
 
 
+# registry-entry arguments that training from ``model`` (+ ``tokenizer``) honours; any other (an adapter, a
+# GGUF file, a revision) would make llara and control start from other weights than the raw rows
+TRAINABLE_KWARGS = {"model", "tokenizer", "dtype", "batch_size"}
+
+
 @dataclass(frozen=True)
 class StudySettings:
     """Defaults sized for SmolLM2-135M on 2 CPU cores within 90 minutes (see the README's study section)."""
@@ -59,6 +64,7 @@ class StudySettings:
     max_text_tokens: int = 64
     query_max_length: int = 64  # model-input tokens at evaluation, every row alike
     passage_max_length: int = 96
+    dtype: str = "float32"  # of every row at evaluation (e.g. bfloat16 on a GPU)
     top_k: int = 100
     finetune: TrainSettings | None = None  # the fine-tuned rows, when set
     contrastive: ContrastiveSettings = ContrastiveSettings()
@@ -82,8 +88,6 @@ class BaseModel:
 def resolve_base(base: str, base_eos: str | None = None) -> BaseModel:
     """A registry name (its ``-eos`` sibling, or ``base_eos``, as the raw-eos row) or the path of a Hugging Face
     causal LM folder (both contracts applied to it)."""
-    from dataclasses import replace
-
     from llara_bench.models import REGISTRY
     from llara_bench.models.catalog import decoder_entry
     from llara_bench.models.contracts import LLARA, REPLLAMA
@@ -102,6 +106,11 @@ def resolve_base(base: str, base_eos: str | None = None) -> BaseModel:
     if not isinstance(source, str):
         raise ConfigError(f"--base {base}: its registry entry names no model folder or Hub id to train from "
                           f"(target {entry.target}); give the model's folder as --base instead")
+    other = sorted(set(entry.kwargs) - TRAINABLE_KWARGS)
+    if other or source.endswith(".gguf"):
+        raise ConfigError(f"--base {base}: its registry entry loads with {', '.join(other) or 'a GGUF file'}, which "
+                          "training from the model folder or Hub id alone would not reproduce; give a Hugging Face "
+                          "folder of the same weights as --base instead")
     eos_name = base_eos or f"{base}-eos"
     if eos_name not in REGISTRY:
         raise ConfigError(f"--base {base}: no registry entry {eos_name!r} for the raw-eos row; give one with "
@@ -162,9 +171,11 @@ def run_study(base: BaseModel, adapt_on: str, evaluate_on: list[str], output: Pa
         finetune_rows(stages, tuning, finetune_on, [("raw", "raw+ft"), ("llara", "llara+ft")], settings.finetune,
                       settings.contrastive, settings.mine_depth)
 
-    caps = {"query_max_length": settings.query_max_length, "passage_max_length": settings.passage_max_length}
-    entries = [named_entry(base.raw, "raw", **caps), named_entry(base.raw_eos, "raw-eos", **caps),
-               *(named_entry(adapted_entry(paths[name]), name, **caps) for name in names[2:])]
+    caps = {"query_max_length": settings.query_max_length, "passage_max_length": settings.passage_max_length,
+            "dtype": settings.dtype}
+    entries = [replace(e, kwargs={**e.kwargs, "dtype": settings.dtype}) for e in (
+        named_entry(base.raw, "raw", **caps), named_entry(base.raw_eos, "raw-eos", **caps),
+        *(named_entry(adapted_entry(paths[name]), name, **caps) for name in names[2:]))]
     stages.say("evaluate", f"{', '.join(names)} on {', '.join(d.name for d in evaluated)} (test)")
     run = stages.timed("evaluate", lambda: evaluate(
         "llara-study", f"LLaRA on {base.given}: raw, adapted and control", entries,

@@ -49,6 +49,7 @@ def _other_collection(folder: Path) -> None:
             "\n".join([header] + [line for line in lines if keep(line.split("\t")[0])]) + "\n")
 
 
+@pytest.mark.slow
 def test_the_study_runs_every_row_compares_llara_with_raw_and_control_and_reuses_its_stages(tmp_path, monkeypatch):
     other = tmp_path / "other"
     _other_collection(other)
@@ -119,3 +120,14 @@ def test_a_registry_base_needs_a_model_to_train_and_an_eos_row():
         resolve_base("tiny-llama")  # built at load time: no folder in its entry
     with pytest.raises(ConfigError, match="expected a Hugging Face causal LM folder"):
         resolve_base(str(Path(__file__).parent))
+
+
+def test_scoped_entries_replace_for_the_block_only():
+    from dataclasses import replace
+
+    original = REGISTRY.get("bm25")
+    names = REGISTRY.names()
+    stand_in = replace(REGISTRY.get("minilm"), name="bm25")
+    with REGISTRY.scoped([stand_in, replace(original, name="study-row")]):
+        assert REGISTRY.get("bm25") is stand_in and "study-row" in REGISTRY
+    assert REGISTRY.get("bm25") is original and REGISTRY.names() == names

@@ -150,6 +150,9 @@ def run_study(base: BaseModel, adapt_on: str, evaluate_on: list[str], output: Pa
         if "test" not in dataset.splits:
             raise ConfigError(f"--evaluate {spec}: the study evaluates test splits; it has "
                               f"{', '.join(sorted(dataset.splits)) or 'none'}")
+    if len({d.name for d in evaluated}) < len(evaluated):
+        raise ConfigError(f"--evaluate {' '.join(evaluate_on)}: two collections share a name "
+                          f"({', '.join(d.name for d in evaluated)}); the table needs one column per name")
     tuning = load_dataset(finetune_on, data_root) if finetune_on else None
     if tuning is not None and "train" not in tuning.splits:
         raise ConfigError(f"--finetune-on {finetune_on}: expected qrels/train.tsv (has "

@@ -131,3 +131,12 @@ def test_scoped_entries_replace_for_the_block_only():
     with REGISTRY.scoped([stand_in, replace(original, name="study-row")]):
         assert REGISTRY.get("bm25") is stand_in and "study-row" in REGISTRY
     assert REGISTRY.get("bm25") is original and REGISTRY.names() == names
+
+
+def test_a_control_without_any_loss_is_refused_before_training(tmp_path):
+    from llara_bench.adaptation.train import TrainSettings
+
+    with pytest.raises(ConfigError, match="no loss to train"):
+        stages.adapt(str(_base()), [("d", "text " * 40)], tmp_path / "out", TrainSettings(steps=1),
+                     mode="next-token", next_token_weight=0.0)
+    assert not (tmp_path / "out").exists()

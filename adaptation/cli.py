@@ -1,4 +1,4 @@
-"""`llara-bench adapt`, `finetune` and `miniature` (registered on the main typer app in harness.cli)."""
+"""`llara-bench adapt`, `finetune`, `miniature` and `study` (registered on the main typer app in harness.cli)."""
 
 from __future__ import annotations
 
@@ -68,7 +68,8 @@ def adapt(
     data_root: Optional[Path] = typer.Option(None, "--data-root", envvar="LLARA_BENCH_DATA_ROOT"),
     tokenizer: Optional[str] = typer.Option(None, help="Tokenizer folder or id, when not beside the model."),
     mode: str = typer.Option("released", help="Pretext mode: released (8 tokens per head, max-pooled logits, "
-                             "next-token loss) or paper (one embedding token, bag-of-words losses only)."),
+                             "next-token loss), paper (one embedding token, bag-of-words losses only) or next-token "
+                             "(released inputs, the next-token loss alone: a control)."),
     next_token_weight: Optional[float] = typer.Option(None, min=0.0, help="Weight of the next-token loss "
                                                       "(default: the mode's, 1 or 0)."),
     chunk_words: int = typer.Option(128, min=8, help="Words per chunk (chunks end at sentence boundaries)."),
@@ -180,73 +181,118 @@ def miniature(
 ) -> None:
     """LLaRA in miniature: pretrain a small LLaMA (base), adapt it (llara), fine-tune both, evaluate all four
     on the test split, and test llara+ft against base+ft query by query."""
-    import os
     from dataclasses import replace
 
+    from llara_bench.adaptation.experiment import paired, write_outputs
     from llara_bench.adaptation.miniature import BASELINE, CANDIDATE, MiniatureSettings, ModelShape, reproduce
-    from llara_bench.harness.results import write_atomic, write_json
 
-    shared = {"dataset": ("LLARA_BENCH_SHARED_DATA", "scifact"),
-              "tokenizer": ("LLARA_BENCH_SHARED_MODELS", "llama2-tokenizer-hf")}
-    given = {"dataset": dataset, "tokenizer": tokenizer}
-    for option, (env, sub) in shared.items():
-        if given[option] is None:
-            if not os.environ.get(env):
-                _fail(LlaraBenchError(f"--{option}: not given, and {env} is not set"))
-            given[option] = Path(os.environ[env]) / sub
+    given = {"dataset": dataset or _shared("dataset", "LLARA_BENCH_SHARED_DATA", "scifact"),
+             "tokenizer": tokenizer or _shared("tokenizer", "LLARA_BENCH_SHARED_MODELS", "llama2-tokenizer-hf")}
     d = MiniatureSettings()
     shape = ModelShape(hidden=hidden, layers=layers, heads=max(1, hidden // 64), intermediate=hidden * 8 // 3 // 8 * 8)
     settings = replace(d, shape=shape, mode=mode, next_token_weight=next_token_weight, chunk_words=chunk_words,
                        seed=seed, pretrain=replace(d.pretrain, steps=pretrain_steps, seed=seed),
                        adapt=replace(d.adapt, steps=adapt_steps, lr=adapt_lr, seed=seed),
                        finetune=replace(d.finetune, steps=finetune_steps, lr=finetune_lr, seed=seed))
-
-    def on_log(stage: str, step: int, row: dict) -> None:
-        losses = "  ".join(f"{k} {row[k]:.4g}" for k in LOSS_KEYS if k in row)
-        console.print(f"[dim]{stage} {step:>5}[/]  {losses}", highlight=False)
-
     try:
-        rep = reproduce(Path(given["dataset"]), str(given["tokenizer"]), output, settings, on_log=on_log,
-                        on_stage=lambda stage, text: console.print(f"[bold]{stage}[/]: {escape(text)}"))
+        rep = reproduce(Path(given["dataset"]), str(given["tokenizer"]), output, settings, on_log=_print_log,
+                        on_stage=_print_stage)
         comparison = paired(rep.results[CANDIDATE], rep.results[BASELINE])
     except LlaraBenchError as exc:
         _fail(exc)
-    write_json(output / "reproduction.json", {"rows": rep.rows, "comparison": comparison,
-                                              "run_dir": str(rep.run_dir), "seconds": rep.seconds})
     table = miniature_markdown(rep.rows, comparison)
-    write_atomic(output / "reproduction.md", table.encode("utf-8"))
-    from llara_bench.reports import write_report
-    from llara_bench.reports.model import Options
+    report = write_outputs(output, {"rows": rep.rows, "comparison": comparison, "run_dir": str(rep.run_dir),
+                                    "seconds": rep.seconds}, table, rep.run_dir, BASELINE)
+    _print_end(table, rep.seconds, report)
 
-    paths = write_report([rep.run_dir], output / "report.html", Options(baseline=BASELINE))
+
+def _shared(option: str, env: str, sub: str) -> Path:
+    """The default of an option that names a shared asset: ``$env/sub``."""
+    import os
+
+    if not os.environ.get(env):
+        _fail(LlaraBenchError(f"--{option}: not given, and {env} is not set"))
+    return Path(os.environ[env]) / sub
+
+
+def _print_log(stage: str, step: int, row: dict) -> None:
+    losses = "  ".join(f"{k} {row[k]:.4g}" for k in LOSS_KEYS if k in row)
+    console.print(f"[dim]{stage} {step:>5}[/]  {losses}", highlight=False)
+
+
+def _print_stage(stage: str, text: str) -> None:
+    console.print(f"[bold]{stage}[/]: {escape(text)}")
+
+
+def _print_end(table: str, seconds: dict[str, float], report: Path) -> None:
     console.print(table, highlight=False)
-    console.print(f"stage seconds: {', '.join(f'{k} {v:.0f}' for k, v in rep.seconds.items())}; "
-                  f"report {paths[0]}")
-
-
-def paired(candidate: dict, baseline: dict, metric: str = "nDCG@10") -> dict:
-    """The candidate against the baseline on the same queries: mean difference, its 95% interval (paired t),
-    and the two-sided p-values of a paired randomization test and of the paired t-test."""
-    import numpy as np
-
-    from llara_bench.reports.stats import compare
-
-    queries = sorted(baseline["per_query"][metric])
-    a, b = (np.array([r["per_query"][metric][q] for q in queries]) for r in (candidate, baseline))
-    c, t = (compare([a], b, test=test)[0] for test in ("randomization", "t-test"))
-    return {"metric": metric, "candidate": candidate["model"]["name"], "baseline": baseline["model"]["name"],
-            "queries": c.n, "delta": c.delta, "ci_low": c.ci_low, "ci_high": c.ci_high,
-            "p_randomization": c.p_value, "p_t_test": t.p_value, "wins": c.wins, "ties": c.ties, "losses": c.losses}
+    console.print(f"stage seconds: {', '.join(f'{k} {v:.0f}' for k, v in seconds.items())}; report {report}")
 
 
 def miniature_markdown(rows: list[dict], comparison: dict) -> str:
+    from llara_bench.adaptation.experiment import comparison_line
+
     lines = ["| model | nDCG@10 | R@100 | training s |", "|---|---|---|---|"]
     for r in rows:
         seconds = f"{r['train_seconds']:.0f}" if r.get("train_seconds") is not None else ""
         lines.append(f"| {r['name']} | {r['nDCG@10']:.4f} | {r['R@100']:.4f} | {seconds} |")
-    c = comparison
-    lines += ["", f"{c['candidate']} vs {c['baseline']} on {c['queries']} queries ({c['metric']}): "
-              f"Δ {c['delta']:+.4f} (95% CI {c['ci_low']:+.4f} to {c['ci_high']:+.4f}), "
-              f"wins/ties/losses {c['wins']}/{c['ties']}/{c['losses']}, paired randomization test "
-              f"p = {c['p_randomization']:.4g} (paired t-test p = {c['p_t_test']:.4g})"]
+    lines += ["", comparison_line(comparison)]
     return "\n".join(lines) + "\n"
+
+
+def study(
+    base: str = typer.Option("smollm2-135m", help="The model to study: a registry name (its NAME-eos entry is the "
+                             "raw-eos row) or a Hugging Face causal LM folder."),
+    base_eos: Optional[str] = typer.Option(None, help="Registry name of the raw-eos row (default: BASE-eos)."),
+    adapt_on: Optional[str] = typer.Option(None, help="Dataset spec whose corpus llara and control train on "
+                                           "(default: folder:$LLARA_BENCH_SHARED_DATA/cisi)."),
+    evaluate_on: Optional[list[str]] = typer.Option(None, "--evaluate", help="Dataset spec evaluated on its test "
+                                                    "split (repeatable; default: CISI and Cranfield from "
+                                                    "$LLARA_BENCH_SHARED_DATA)."),
+    finetune_on: Optional[str] = typer.Option(None, help="Dataset spec with a train split: adds the raw+ft and "
+                                              "llara+ft rows (off by default: they cost more than a CPU budget)."),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", envvar="LLARA_BENCH_DATA_ROOT"),
+    output: Path = typer.Option(Path("runs/llara-study"), "--output", "-o", help="Folder for the trained models, "
+                                "the runs, the table and the report; a rerun reuses finished stages."),
+    steps: int = typer.Option(120, min=1, help="Training steps of llara and of control (each)."),
+    batch_size: int = typer.Option(8, min=1, help="Chunk pairs per micro-batch."),
+    grad_accum: int = COMMON["grad_accum"],
+    lr: float = typer.Option(5e-5, help="Peak learning rate of llara and control."),
+    chunk_words: int = typer.Option(48, min=8, help="Words per chunk."),
+    max_text_tokens: int = typer.Option(64, min=1, help="Text tokens per chunk in training."),
+    query_max_length: int = typer.Option(64, min=8, help="Model-input tokens per query at evaluation (every row)."),
+    passage_max_length: int = typer.Option(96, min=8, help="Model-input tokens per passage at evaluation."),
+    dtype: str = typer.Option("float32", help="Every row's dtype at evaluation (e.g. bfloat16 on a GPU)."),
+    finetune_steps: int = typer.Option(100, min=1), finetune_lr: float = typer.Option(1e-4),
+    seed: int = COMMON["seed"], gradient_checkpointing: bool = COMMON["gradient_checkpointing"],
+    save_every: int = typer.Option(20, min=0, help="Steps between resumable checkpoints."),
+) -> None:
+    """LLaRA on a real LLaMA: raw (LLaRA's and RepLLaMA's contracts), llara (EBAE + EBAR) and a control trained
+    on the same batches with the next-token loss alone, evaluated zero-shot, llara tested against raw and
+    control query by query."""
+    from dataclasses import replace
+
+    from llara_bench.adaptation.experiment import FINETUNE, write_outputs
+    from llara_bench.adaptation.study import BASELINE, StudySettings, resolve_base, run_study, study_markdown
+
+    def shared_spec(name: str, option: str) -> str:
+        return f"folder:{_shared(option, 'LLARA_BENCH_SHARED_DATA', name)}"
+
+    adapt_on = adapt_on or shared_spec("cisi", "adapt-on")
+    evaluate_on = evaluate_on or [shared_spec(name, "evaluate") for name in ("cisi", "cranfield")]
+    d = StudySettings()
+    settings = replace(d, adapt=replace(d.adapt, steps=steps, batch_size=batch_size, grad_accum=grad_accum, lr=lr,
+                                        seed=seed, save_every=save_every,
+                                        gradient_checkpointing=gradient_checkpointing),
+                       chunk_words=chunk_words, max_text_tokens=max_text_tokens, query_max_length=query_max_length,
+                       passage_max_length=passage_max_length, dtype=dtype,
+                       finetune=replace(FINETUNE, steps=finetune_steps, lr=finetune_lr, seed=seed)
+                       if finetune_on else None)
+    try:
+        result = run_study(resolve_base(base, base_eos), adapt_on, evaluate_on, output, settings,
+                           finetune_on=finetune_on, data_root=data_root, on_log=_print_log, on_stage=_print_stage)
+    except LlaraBenchError as exc:
+        _fail(exc)
+    table = study_markdown(result)
+    report = write_outputs(output, result.summary(), table, result.run_dir, BASELINE)
+    _print_end(table, result.seconds, report)

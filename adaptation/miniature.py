@@ -21,22 +21,19 @@ checkpoint when ``save_every`` is set).
 
 from __future__ import annotations
 
-import json
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from llara_bench.adaptation.corpus import dataset_docs
-from llara_bench.adaptation.finetune import ContrastiveSettings, mine_groups
-from llara_bench.adaptation.stages import adapt, finetune, read_manifest, save_stage, workdir_for
+from llara_bench.adaptation.experiment import FINETUNE, Log, Stages, claim_output, evaluate, finetune_rows
+from llara_bench.adaptation.finetune import ContrastiveSettings
+from llara_bench.adaptation.stages import adapt, save_stage, workdir_for
 from llara_bench.adaptation.train import TrainSettings, train
-from llara_bench.harness.results import write_json
 from llara_bench.models.errors import ConfigError
 
 ROWS = ("base", "base+ft", "llara", "llara+ft")
 BASELINE, CANDIDATE = "base+ft", "llara+ft"
-Log = Callable[[str, int, dict], None]  # (stage, step, logged row)
 
 
 @dataclass(frozen=True)
@@ -65,7 +62,7 @@ class MiniatureSettings:
     next_token_weight: float | None = None  # None: the mode's (released 1, paper 0)
     chunk_words: int = 64
     max_text_tokens: int = 96
-    finetune: TrainSettings = TrainSettings(steps=100, batch_size=8, lr=1e-4, warmup_ratio=0.1)
+    finetune: TrainSettings = FINETUNE
     contrastive: ContrastiveSettings = ContrastiveSettings()
     mine_depth: int = 100
     seed: int = 0
@@ -136,8 +133,9 @@ def reproduce(dataset_folder: Path, tokenizer_path: str, output: Path,
               on_stage: Callable[[str, str], None] | None = None) -> Reproduction:
     """All stages, then the evaluation; see the module's docstring."""
     from llara_bench.harness.datasets import load_dataset
+    from llara_bench.harness.suites import DatasetEntry
+    from llara_bench.models.registry import adapted_entry
 
-    say = on_stage or (lambda stage, text: None)
     spec = f"folder:{dataset_folder}"
     dataset = load_dataset(spec)
     for split in ("train", "test"):
@@ -145,63 +143,24 @@ def reproduce(dataset_folder: Path, tokenizer_path: str, output: Path,
             raise ConfigError(f"{dataset_folder}: the reproduction needs qrels/{split}.tsv (has "
                               f"{', '.join(sorted(dataset.splits)) or 'none'})")
     docs = dataset_docs(dataset)
-    output.mkdir(parents=True, exist_ok=True)
-    settings_file = output / "settings.json"
-    wanted = {"dataset": str(dataset_folder), "fingerprint": dataset.fingerprint("test"),
-              "tokenizer": tokenizer_path, "settings": settings.to_dict()}
-    if settings_file.is_file() and json.loads(settings_file.read_text()) != json.loads(json.dumps(wanted)):
-        raise ConfigError(f"{output} holds a reproduction with other settings or data ({settings_file}); "
-                          "choose another --output or remove it")
-    write_json(settings_file, wanted)
+    claim_output(output, {"dataset": str(dataset_folder), "fingerprint": dataset.fingerprint("test"),
+                          "tokenizer": tokenizer_path, "settings": settings.to_dict()})
     rep = Reproduction(output)
     paths = {name: output / name.replace("+", "-") for name in ROWS}
-
-    def stage(name: str, run: Callable[[Callable[[int, dict], None]], Any]) -> None:
-        if read_manifest(paths[name]) is not None:
-            say(name, f"reusing {paths[name]}")
-            rep.seconds[name] = 0.0
-            return
-        say(name, "training")
-        start = time.perf_counter()
-        run(lambda step, row: on_log(name, step, row) if on_log else None)
-        rep.seconds[name] = time.perf_counter() - start
-
-    stage("base", lambda log: pretrain(tokenizer_path, docs, paths["base"], settings, log))
-    stage("llara", lambda log: adapt(
+    stages = Stages(paths, on_log, on_stage)
+    stages.run("base", lambda log: pretrain(tokenizer_path, docs, paths["base"], settings, log))
+    stages.run("llara", lambda log: adapt(
         str(paths["base"]), docs, paths["llara"], settings.adapt, mode=settings.mode,
         next_token_weight=settings.next_token_weight, chunk_words=settings.chunk_words,
         max_text_tokens=settings.max_text_tokens, on_log=log))
-    groups = None
-    for base, tuned in (("base", "base+ft"), ("llara", "llara+ft")):
-        if read_manifest(paths[tuned]) is None and groups is None:
-            say("mine", f"BM25 hard negatives for the train split (top {settings.mine_depth})")
-            groups = mine_groups(dataset, "train", "bm25", settings.mine_depth)
-        source = {"spec": spec, "split": "train", "miner": "bm25", "mine_depth": settings.mine_depth,
-                  "fingerprint": dataset.fingerprint("train")}
-        stage(tuned, lambda log, b=base, t=tuned: finetune(str(paths[b]), groups, paths[t], settings.finetune,
-                                                            settings.contrastive, data=source, on_log=log))
-    say("evaluate", f"{', '.join(ROWS)} on the test split")
-    start = time.perf_counter()
-    rep.run_dir, rep.results = evaluate(spec, paths, output / "runs")
-    rep.seconds["evaluate"] = time.perf_counter() - start
+    finetune_rows(stages, dataset, spec, [("base", "base+ft"), ("llara", "llara+ft")], settings.finetune,
+                  settings.contrastive, settings.mine_depth)
+    stages.say("evaluate", f"{', '.join(ROWS)} on the test split")
+    run = stages.timed("evaluate", lambda: evaluate(
+        "llara-miniature", "LLaRA in miniature: base and LLaRA, zero-shot and fine-tuned",
+        [adapted_entry(paths[name], name=name) for name in ROWS],
+        [DatasetEntry(spec=spec, name=dataset_folder.name, split="test", top_k=100)], BASELINE, output / "runs"))
+    rep.run_dir, rep.results, rep.seconds = run.run_dir, {r["model"]["name"]: r for r in run.results}, stages.seconds
     rep.rows = [{"name": name, "path": str(paths[name]), **rep.results[name]["metrics"],
-                 "train_seconds": (read_manifest(paths[name]) or {}).get("train_seconds")} for name in ROWS]
+                 "train_seconds": stages.train_seconds(name)} for name in ROWS]
     return rep
-
-
-def evaluate(spec: str, paths: dict[str, Path], runs: Path) -> tuple[Path, dict[str, dict]]:
-    """The four encoders on the test split, through the harness, named by their row."""
-    from llara_bench.harness.runner import RunConfig, run_suite
-    from llara_bench.harness.suites import DatasetEntry, Suite
-    from llara_bench.models import REGISTRY
-    from llara_bench.models.registry import adapted_entry
-
-    for name, path in paths.items():
-        REGISTRY.add_entry(adapted_entry(path, name=name), replace_existing=True)
-    suite = Suite(name="llara-miniature", description="LLaRA in miniature: base and LLaRA, zero-shot and "
-                  "fine-tuned", path="", models=list(ROWS), measures=["nDCG@10", "R@100"], main_metric="nDCG@10",
-                  split="test", top_k=100, baseline=BASELINE,
-                  datasets=[DatasetEntry(spec=spec, name=Path(spec.removeprefix("folder:")).name, split="test",
-                                         top_k=100)])
-    run = run_suite(RunConfig(suite=suite, output=runs))
-    return run.run_dir, {r["model"]["name"]: r for r in run.results}

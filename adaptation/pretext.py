@@ -35,6 +35,7 @@ class PretextMode:
     predict_suffix: str
     k: int  # embedding positions at the end of each suffix
     next_token_weight: float  # weight of the next-token loss on the text (0: none)
+    bow_weight: float = 1.0  # weight of the EBAE + EBAR losses (0: the next-token loss alone; still logged)
 
     def contract(self, base: EncodingContract = LLARA) -> EncodingContract:
         """The encoding contract a model adapted in this mode is used with (queries: predict, passages:
@@ -46,7 +47,10 @@ class PretextMode:
 RELEASED = PretextMode("released", LLARA_SUMMARIZE_SUFFIX, LLARA_PREDICT_SUFFIX, k=8, next_token_weight=1.0)
 PAPER = PretextMode("paper", '" The input sentence is: </s>', '" The next sentence is: </s>', k=1,
                     next_token_weight=0.0)
-MODES = {m.name: m for m in (RELEASED, PAPER)}
+# The study's control: the released mode's inputs, batches and next-token loss, without EBAE/EBAR, so that
+# "LLaRA's pretext tasks" can be told apart from "more training on this text".
+NEXT_TOKEN = replace(RELEASED, name="next-token", bow_weight=0.0)
+MODES = {m.name: m for m in (RELEASED, PAPER, NEXT_TOKEN)}
 
 
 @dataclass
@@ -153,7 +157,7 @@ def next_token_loss(model, hidden, batch: PretextBatch):
 
 def pretext_loss(model, batch: PretextBatch, mode: PretextMode = RELEASED):
     """(total loss, {name: float}) for one batch: EBAE and EBAR bag-of-words losses (unscaled in the
-    logs), their scaled mean, and the next-token loss when the mode weighs it."""
+    logs), their scaled mean (times the mode's bow_weight), and the next-token loss when the mode weighs it."""
     import torch
 
     hidden = hidden_states(model, batch)
@@ -161,7 +165,7 @@ def pretext_loss(model, batch: PretextBatch, mode: PretextMode = RELEASED):
     rows = torch.arange(hidden.shape[0], device=hidden.device)[:, None]
     ebae = bow_loss(head(hidden[rows, batch.summarize_positions.to(hidden.device)]), batch.ebae_targets)
     ebar = bow_loss(head(hidden[rows, batch.predict_positions.to(hidden.device)]), batch.ebar_targets)
-    total = (ebae + ebar) / 2 * BOW_SCALE
+    total = mode.bow_weight * (ebae + ebar) / 2 * BOW_SCALE
     logs = {"ebae": float(ebae.detach()), "ebar": float(ebar.detach())}
     if mode.next_token_weight:
         lm = next_token_loss(model, hidden, batch)

@@ -60,6 +60,8 @@ def adapt(base: str, docs: list[tuple[str, str]], output: Path, settings: TrainS
         raise ConfigError(f"pretext mode {mode!r}: expected one of {', '.join(MODES)}")
     pretext_mode = MODES[mode] if next_token_weight is None else \
         replace(MODES[mode], next_token_weight=next_token_weight)
+    if not (pretext_mode.bow_weight or pretext_mode.next_token_weight):
+        raise ConfigError(f"pretext mode {mode!r} with next-token weight 0 has no loss to train; give a weight above 0")
     _refuse_finished(output)
     pairs, stats = make_pairs(docs, chunk_words=chunk_words, short_docs=short_docs)
     if not pairs:

@@ -390,6 +390,7 @@ from llara_bench.adaptation import cli as _adaptation_cli  # noqa: E402
 app.command("adapt")(_adaptation_cli.adapt)
 app.command("finetune")(_adaptation_cli.finetune)
 app.command("miniature")(_adaptation_cli.miniature)
+app.command("study")(_adaptation_cli.study)
 
 
 def main() -> None:

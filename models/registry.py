@@ -13,6 +13,7 @@ Unknown names get did-you-mean suggestions. Modelled on lm-evaluation-harness's 
 from __future__ import annotations
 
 import importlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -84,6 +85,19 @@ class Registry:
         self._entries[entry.name] = entry
         for alias in entry.aliases:
             self._aliases[alias] = entry.name
+
+    @contextmanager
+    def scoped(self, entries: list[ModelEntry]) -> Iterator[None]:
+        """The entries registered for the duration of a ``with`` block only (replacing any of the same name);
+        afterwards the registry holds exactly what it held before."""
+        self._load_entry_points()
+        saved = dict(self._entries), dict(self._aliases)
+        for entry in entries:
+            self.add_entry(entry, replace_existing=True)
+        try:
+            yield
+        finally:
+            self._entries, self._aliases = saved
 
     def register(self, name: str, *, meta: ModelMeta, aliases: tuple[str, ...] = (), **kwargs: Any
                  ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -20,6 +20,7 @@ from llara_bench.harness.cli import app
 from llara_bench.harness.datasets import load_dataset
 from llara_bench.harness.errors import ConfigError, DataFormatError
 from llara_bench.harness.results import result_paths
+from llara_bench.models import REGISTRY
 from llara_bench.models.contracts import LLARA
 from llara_bench.models.decoder import add_special_tokens, affix_ids, collate
 from llara_bench.models.tiny_llama import tiny_llama_path
@@ -326,8 +327,10 @@ def test_the_miniature_reproduction_runs_every_stage_and_tests_llara_against_the
     args = ["miniature", "--dataset", str(tmp_path / "data"), "--tokenizer", str(tiny_llama_path()), "-o", str(out),
             "--hidden", "32", "--layers", "1", "--pretrain-steps", "2", "--adapt-steps", "2",
             "--finetune-steps", "2", "--chunk-words", "16"]
+    names = REGISTRY.names()
     result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
+    assert REGISTRY.names() == names  # its rows were registered for its evaluation only
     summary = json.loads((out / "reproduction.json").read_text())
     assert [r["name"] for r in summary["rows"]] == ["base", "base+ft", "llara", "llara+ft"]
     assert all(0.0 <= r["nDCG@10"] <= 1.0 and 0.0 <= r["R@100"] <= 1.0 for r in summary["rows"])

@@ -45,7 +45,43 @@ def schema(name: str = "result") -> dict:
 @lru_cache(maxsize=None)
 def _validator(name: str) -> jsonschema.protocols.Validator:
     spec = schema(name)
-    return jsonschema.validators.validator_for(spec)(spec)
+    base = jsonschema.validators.validator_for(spec)
+    return jsonschema.validators.extend(base, {"additionalProperties": _scalar_maps_first(base)})(spec)
+
+
+_SCALAR_TYPES = {"number": (int, float), "string": (str,)}  # type() is exact: a bool is not a number
+_PLAIN_KEYWORDS = {"type", "required", "properties", "additionalProperties", "description"}
+
+
+def _scalar_maps_first(base):
+    """jsonschema's additionalProperties, after one quick pass over maps of plain values (per-query scores,
+    query texts and top documents hold thousands): when each value plainly matches, nothing is left to check;
+    otherwise jsonschema's own check runs and reports the error."""
+    check = base.VALIDATORS["additionalProperties"]
+
+    def additional_properties(validator, additional, instance, schema):
+        if (isinstance(instance, dict) and "properties" not in schema and "patternProperties" not in schema
+                and all(_plainly_valid(additional, v) for v in instance.values())):
+            return
+        yield from check(validator, additional, instance, schema)
+
+    return additional_properties
+
+
+def _plainly_valid(spec: Any, value: Any) -> bool:
+    """True when ``value`` matches ``spec`` made of types (number, string, object), required, properties and
+    additionalProperties only; False when it does not, or when ``spec`` says more (then jsonschema decides)."""
+    if not isinstance(spec, dict) or not spec.keys() <= _PLAIN_KEYWORDS:
+        return False
+    kind = spec.get("type")
+    if kind in _SCALAR_TYPES:
+        return spec.keys() <= {"type", "description"} and type(value) in _SCALAR_TYPES[kind]
+    if kind != "object" or type(value) is not dict or not all(k in value for k in spec.get("required", ())):
+        return False
+    properties = spec.get("properties", {})
+    rest = spec.get("additionalProperties", True)
+    return all(_plainly_valid(properties[k], v) if k in properties else rest is True or _plainly_valid(rest, v)
+               for k, v in value.items())
 
 
 def slug(name: str) -> str:

@@ -56,7 +56,8 @@ def test_unknown_fields_are_kept_and_missing_optional_ones_filled(smoke_run_dir,
     record = results.read_result(path)
     assert record.examples is None and record.dataset.notes == [] and record.dataset.conventions.titles is None
     assert record.model.extra == {}
-    assert record.other_fields == {"future": [1, 2]} and record.dataset.other_fields == {"rerank": {"by": "a later version"}}
+    assert record.other_fields == {"future": [1, 2]}
+    assert record.dataset.other_fields == {"rerank": {"by": "a later version"}}
     written = record.to_dict()
     assert written["future"] == [1, 2] and written["dataset"]["rerank"] == {"by": "a later version"}
     assert "examples" not in written  # an absent optional object stays absent (null would not validate)

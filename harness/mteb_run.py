@@ -13,10 +13,7 @@ Needs the ``mteb`` extra.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import time
-import uuid
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,11 +22,12 @@ from llara_bench.harness.datasets import Corpus, Dataset
 from llara_bench.harness.errors import ConfigError
 from llara_bench.harness.metrics import evaluate, relevance_for_metrics
 from llara_bench.harness.provenance import provenance
+from llara_bench.harness.record import DatasetInfo, ModelInfo, ResultRecord, RunRecord, SearchInfo, SuiteInfo
 from llara_bench.harness.runner import SuiteRun, dataset_record, examples
 from llara_bench.harness.timing import PhaseTimer
 from llara_bench.models import REGISTRY
 
-SUITE = {"name": "mteb", "path": "<llara-bench mteb>"}
+SUITE = SuiteInfo("mteb", "<llara-bench mteb>")
 MEASURES = ["nDCG@10", "RR@10", "R@100", "R@1000", "AP"]
 MAIN_METRIC = "nDCG@10"
 
@@ -89,7 +87,7 @@ def run_mteb(tasks: list, model_names: list[str], output: Path,
     if lexical:
         raise ConfigError(f"llara-bench mteb runs dense encoders; {', '.join(lexical)} is lexical (run it with "
                           "llara-bench run)")
-    run_dir = output / f"mteb-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    run_dir = results.new_run_dir(output, SUITE.name)
     run = SuiteRun(run_dir)
     written: list[str] = []
     for entry in entries:
@@ -109,16 +107,14 @@ def run_mteb(tasks: list, model_names: list[str], output: Path,
                                        overwrite_strategy="always").task_results[0].scores[split][0]
                 phase.count(items=len(dataset.corpus))
             ranked = _predictions(predictions / f"{task.metadata.name}_predictions.json", split)
-            result = _result(entry, encoder, task, dataset, split, ranked, scores, pair_timer, run_dir.name)
-            json_path, _ = results.result_paths(run_dir, entry.name, dataset.name)
-            results.write_json(json_path, result)
-            written.append(str(json_path.relative_to(run_dir)))
+            record = _result(entry, encoder, task, dataset, split, ranked, scores, pair_timer)
+            written.append(results.write_result(run_dir, record, ranked))
+            result = record.to_dict()
             run.results.append(result)
             if on_result:
                 on_result(result)
-    results.write_json(run_dir / "run.json", {
-        "schema_version": results.SCHEMA_VERSION, "run_id": run_dir.name, "suite": SUITE["name"], "baseline": None,
-        "config": {"tasks": [t.metadata.name for t in tasks], "models": model_names}, "results": written})
+    results.write_run(run_dir, RunRecord(suite=SUITE.name, results=written,
+                                         config={"tasks": [t.metadata.name for t in tasks], "models": model_names}))
     return run
 
 
@@ -133,29 +129,21 @@ def _subset(by_subset: dict) -> Any:
     return by_subset["default"] if "default" in by_subset else next(iter(by_subset.values()))
 
 
-def _result(entry, encoder, task, dataset: Dataset, split: str, ranked, scores: dict, timer: PhaseTimer,
-            run_id: str) -> dict[str, Any]:
+def _result(entry, encoder, task, dataset: Dataset, split: str, ranked, scores: dict, timer: PhaseTimer
+            ) -> ResultRecord:
     qrels = dataset.qrels[split]
     with timer.phase("evaluate") as phase:
         aggregate, per_query = evaluate(relevance_for_metrics(qrels), ranked, MEASURES)
         phase.count(items=len(qrels))
     judged = dataset.split(split)
-    return {
-        "schema_version": results.SCHEMA_VERSION,
-        "run_id": run_id,
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "suite": SUITE,
-        "model": encoder.meta.to_dict() | {"origin": entry.origin, "kwargs": entry.kwargs},
-        "dataset": dataset_record(
+    return ResultRecord(
+        suite=SUITE, model=ModelInfo.of(encoder.meta, entry),
+        dataset=DatasetInfo.from_dict(dataset_record(
             dataset, judged, dataset.name, dataset.source, bool(getattr(task, "ignore_identical_ids", False)), None,
-            notes=[f"run by mteb.evaluate: task {task.metadata.name}, revision {task.metadata.dataset.get('revision')}"]),
-        "search": {"backend": "mteb.evaluate (exact search)", "top_k": max(len(d) for d in ranked.values()) if ranked
-                   else 0, "exact": True},
-        "main_metric": MAIN_METRIC,
-        "metrics": aggregate,
-        "per_query": per_query,
-        "mteb": {k: v for k, v in scores.items() if isinstance(v, (int, float))},
-        "timings": timer.to_dict(),
-        "provenance": provenance({"command": "mteb", "task": task.metadata.name}),
-        "examples": examples(judged.queries, dataset.corpus, ranked),
-    }
+            notes=[f"run by mteb.evaluate: task {task.metadata.name}, revision {task.metadata.dataset.get('revision')}"])),
+        search=SearchInfo("mteb.evaluate (exact search)", max(len(d) for d in ranked.values()) if ranked else 0,
+                          exact=True),
+        main_metric=MAIN_METRIC, metrics=aggregate, per_query=per_query,
+        mteb={k: v for k, v in scores.items() if isinstance(v, (int, float))}, timings=timer.to_dict(),
+        provenance=provenance({"command": "mteb", "task": task.metadata.name}),
+        examples=examples(judged.queries, dataset.corpus, ranked))

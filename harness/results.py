@@ -3,30 +3,85 @@
 Layout of a run directory::
 
     <run dir>/run.json                       the suite, the config, and the list of result files
+                                             (schema: harness/schema/run.schema.json)
     <run dir>/results/<model>/<dataset>.json one result (schema: harness/schema/result.schema.json)
     <run dir>/results/<model>/<dataset>.trec.gz  the ranked lists in TREC run format
+
+Every run folder is named by `new_run_dir`, every result and run record is written by `write_result` and
+`write_run` (`llara-bench run` and `llara-bench mteb` alike), and each is validated against its schema
+when written and when read (`read_result`, `read_run`): a malformed file is refused with its path and field.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import json
 import os
 import re
 import tempfile
+import uuid
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from llara_bench.harness.errors import DataFormatError
+import jsonschema
 
-SCHEMA_VERSION = 1
+from llara_bench.harness.errors import DataFormatError
+from llara_bench.harness.record import SCHEMA_VERSION, ResultRecord, RunRecord
+
+__all__ = ["SCHEMA_VERSION", "ResultRecord", "RunRecord", "load_result", "new_run_dir", "read_result", "read_run",
+           "result_paths", "schema", "slug", "write_atomic", "write_json", "write_result", "write_run"]
 _UMASK = os.umask(0o022)  # read the process umask (the only way is to set it) and put it back
 os.umask(_UMASK)
 
 
-def schema() -> dict:
-    return json.loads((resources.files("llara_bench.harness") / "schema" / "result.schema.json").read_text())
+def schema(name: str = "result") -> dict:
+    """The JSON schema of a result file (``result``) or of a run.json (``run``)."""
+    return json.loads((resources.files("llara_bench.harness") / "schema" / f"{name}.schema.json").read_text())
+
+
+@lru_cache(maxsize=None)
+def _validator(name: str) -> jsonschema.protocols.Validator:
+    spec = schema(name)
+    base = jsonschema.validators.validator_for(spec)
+    return jsonschema.validators.extend(base, {"additionalProperties": _scalar_maps_first(base)})(spec)
+
+
+_SCALAR_TYPES = {"number": (int, float), "string": (str,)}  # type() is exact: a bool is not a number
+_PLAIN_KEYWORDS = {"type", "required", "properties", "additionalProperties", "description"}
+
+
+def _scalar_maps_first(base):
+    """jsonschema's additionalProperties, after one quick pass over maps of plain values (per-query scores,
+    query texts and top documents hold thousands): when each value plainly matches, nothing is left to check;
+    otherwise jsonschema's own check runs and reports the error."""
+    check = base.VALIDATORS["additionalProperties"]
+
+    def additional_properties(validator, additional, instance, schema):
+        if (isinstance(instance, dict) and "properties" not in schema and "patternProperties" not in schema
+                and all(_plainly_valid(additional, v) for v in instance.values())):
+            return
+        yield from check(validator, additional, instance, schema)
+
+    return additional_properties
+
+
+def _plainly_valid(spec: Any, value: Any) -> bool:
+    """True when ``value`` matches ``spec`` made of types (number, string, object), required, properties and
+    additionalProperties only; False when it does not, or when ``spec`` says more (then jsonschema decides)."""
+    if not isinstance(spec, dict) or not spec.keys() <= _PLAIN_KEYWORDS:
+        return False
+    kind = spec.get("type")
+    if kind in _SCALAR_TYPES:
+        return spec.keys() <= {"type", "description"} and type(value) in _SCALAR_TYPES[kind]
+    if kind != "object" or type(value) is not dict or not all(k in value for k in spec.get("required", ())):
+        return False
+    properties = spec.get("properties", {})
+    rest = spec.get("additionalProperties", True)
+    return all(_plainly_valid(properties[k], v) if k in properties else rest is True or _plainly_valid(rest, v)
+               for k, v in value.items())
 
 
 def slug(name: str) -> str:
@@ -66,13 +121,84 @@ def result_paths(run_dir: Path, model: str, dataset: str) -> tuple[Path, Path]:
     return base.with_suffix(".json"), base.with_suffix(".trec.gz")
 
 
+def new_run_dir(output: Path, name: str) -> Path:
+    """A new run folder's path under ``output``: the suite's name, the local time and a random tail."""
+    return Path(output) / f"{slug(name)}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+
+
+def write_result(run_dir: Path, record: ResultRecord, ranked: dict[str, dict[str, float]] | None) -> str:
+    """Write ``record`` (validated) to results/<model>/<dataset>.json and, unless ``ranked`` is None, the
+    ranked lists beside it as a TREC run; sets the record's ``run_id`` and ``run_file`` to match. Returns the
+    JSON file's path relative to ``run_dir`` (for run.json's list)."""
+    json_path, trec_path = result_paths(run_dir, record.model.name, record.dataset.name)
+    record.run_id = run_dir.name
+    record.run_file = None if ranked is None else str(trec_path.relative_to(run_dir))
+    data = record.to_dict()
+    _validate(data, "result", json_path)  # before anything is written
+    if ranked is not None:
+        write_trec_run(trec_path, ranked, tag=slug(record.model.name))
+    write_json(json_path, data)
+    return str(json_path.relative_to(run_dir))
+
+
+def write_run(run_dir: Path, record: RunRecord) -> None:
+    """Write ``record`` (validated) to run_dir/run.json; sets its ``run_id`` to the folder's name."""
+    record.run_id = run_dir.name
+    data = record.to_dict()
+    _validate(data, "run", run_dir / "run.json")
+    write_json(run_dir / "run.json", data)
+
+
+def read_result(path: Path) -> ResultRecord:
+    """A result file as a typed record; a file that does not match result.schema.json is refused."""
+    return ResultRecord.from_dict(_read(path, "result"))
+
+
 def load_result(path: Path) -> dict:
+    """A result file (validated, as `read_result`) in its dict form, for readers that index by key."""
+    return read_result(path).to_dict()
+
+
+def read_run(path: Path) -> RunRecord:
+    """A run.json as a typed record; a file that does not match run.schema.json is refused."""
+    return RunRecord.from_dict(_read(path, "run"))
+
+
+def _read(path: Path, kind: str) -> dict:
     try:
-        result = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataFormatError(path, f"cannot read result file ({exc})") from None
-    version = result.get("schema_version") if isinstance(result, dict) else None
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataFormatError(path, f"cannot read {kind} file ({exc})") from None
+    version = data.get("schema_version") if isinstance(data, dict) else None
     if version != SCHEMA_VERSION:
-        raise DataFormatError(path, f"expected a result with schema_version {SCHEMA_VERSION}, got {version!r}",
+        raise DataFormatError(path, f"expected a {kind} with schema_version {SCHEMA_VERSION}, got {version!r}",
                               field="schema_version")
-    return result
+    _validate(data, kind, path)
+    return data
+
+
+def _validate(data: dict, kind: str, path: Path) -> None:
+    """Raise a DataFormatError naming ``path`` and the (dotted) field of the most relevant schema violation."""
+    error = jsonschema.exceptions.best_match(_validator(kind).iter_errors(data))
+    if error is None:
+        return
+    where = [str(p) for p in error.absolute_path]
+    if error.validator == "required":  # name the first missing field, not its parent
+        where.append(next(n for n in error.validator_value if n not in error.instance))
+        what = "missing"
+    elif error.validator == "type":
+        what = f"expected {_or(error.validator_value)}, got {type(error.instance).__name__} {_short(error.instance)}"
+    else:
+        what = error.message if len(error.message) <= 200 else error.message[:200] + "…"
+    raise DataFormatError(path, f"{what} (see harness/schema/{kind}.schema.json; write it again with "
+                          "llara-bench, or mend the field)", field=".".join(where) or None)
+
+
+def _or(types: str | list[str]) -> str:
+    return types if isinstance(types, str) else " or ".join(types)
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, (dict, list)) else \
+        f"with {len(value)} item{'s' if len(value) != 1 else ''}"
+    return text if len(text) <= 60 else text[:60] + "…"

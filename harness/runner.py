@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import logging
 import shutil
 import tempfile
 import time
-import uuid
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -22,6 +20,7 @@ from llara_bench.harness.errors import ConfigError, UnknownNameError
 from llara_bench.harness.gates import Verdict, check
 from llara_bench.harness.metrics import evaluate, relevance_for_metrics
 from llara_bench.harness.provenance import provenance
+from llara_bench.harness.record import DatasetInfo, ModelInfo, ResultRecord, RunRecord, SearchInfo, SuiteInfo
 from llara_bench.harness.distributed import SINGLE, World
 from llara_bench.harness.embedding_cache import DEFAULT_SHARD_ROWS, as_encoded, cache_folder, cache_key, encode_corpus, finished
 from llara_bench.harness.lazy_encoder import LazyEncoder
@@ -140,8 +139,7 @@ def run_suite(config: RunConfig, progress: ProgressFactory = _no_progress,
     baseline = suite.baseline if suite.baseline in [e.name for e in model_entries] else None
     if plan_only:
         return SuiteRun(None, baseline, plan=plan)
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir = world.broadcast(config.output / f"{results.slug(suite.name)}-{stamp}-{uuid.uuid4().hex[:6]}")
+    run_dir = world.broadcast(results.new_run_dir(config.output, suite.name))
     run = SuiteRun(run_dir, baseline, plan=plan)
     written: list[str] = []
     for model_entry in model_entries:
@@ -153,15 +151,10 @@ def run_suite(config: RunConfig, progress: ProgressFactory = _no_progress,
             pair = evaluate_pair(encoder, model_entry, dataset, entry, config, progress, world)
             if pair is None:
                 continue
-            result, ranked = pair
-            result["dataset"]["load_seconds"] = load_seconds
-            result["run_id"] = run_dir.name
-            json_path, trec_path = results.result_paths(run_dir, model_entry.name, entry.name)
-            if config.save_run_files:
-                results.write_trec_run(trec_path, ranked, tag=results.slug(model_entry.name))
-                result["run_file"] = str(trec_path.relative_to(run_dir))
-            results.write_json(json_path, result)
-            written.append(str(json_path.relative_to(run_dir)))
+            record, ranked = pair
+            record.dataset.load_seconds = load_seconds
+            written.append(results.write_result(run_dir, record, ranked if config.save_run_files else None))
+            result = record.to_dict()
             run.results.append(result)
             if on_result:
                 on_result(result)
@@ -169,11 +162,9 @@ def run_suite(config: RunConfig, progress: ProgressFactory = _no_progress,
         return run
     run.groups = group_means(entries, run.results)
     run.verdicts = check(suite.expected, run.results + run.groups)
-    results.write_json(run_dir / "run.json", {
-        "schema_version": results.SCHEMA_VERSION, "run_id": run_dir.name, "suite": suite.name,
-        "baseline": run.baseline, "config": config.to_dict(), "plan": plan, "results": written,
-        "groups": run.groups,
-        "gates": [v.to_dict() for v in run.verdicts]})
+    results.write_run(run_dir, RunRecord(
+        suite=suite.name, baseline=run.baseline, config=config.to_dict(), plan=plan, results=written,
+        groups=run.groups, gates=[v.to_dict() for v in run.verdicts]))
     return run
 
 
@@ -247,8 +238,9 @@ def _cuda_available() -> bool:
 
 
 def evaluate_pair(encoder: LazyEncoder, model_entry: ModelEntry, dataset: Dataset, entry: DatasetEntry,
-                  config: RunConfig, progress: ProgressFactory, world: World = SINGLE) -> tuple[dict, Run] | None:
-    """Run one (model, dataset) pair: (the result dict, the ranked lists); None on ranks other than 0."""
+                  config: RunConfig, progress: ProgressFactory, world: World = SINGLE
+                  ) -> tuple[ResultRecord, Run] | None:
+    """Run one (model, dataset) pair: (the result record, the ranked lists); None on ranks other than 0."""
     suite = config.suite
     split = dataset.split(entry.split)
     top_k = config.top_k or entry.top_k
@@ -286,23 +278,17 @@ def evaluate_pair(encoder: LazyEncoder, model_entry: ModelEntry, dataset: Datase
         qrels = relevance_for_metrics(split.qrels, entry.relevance_map)
         aggregate, per_query = evaluate(qrels, ranked, suite.measures)
         phase.count(items=len(qrels))
-    return {
-        "schema_version": results.SCHEMA_VERSION,
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "suite": {"name": suite.name, "path": suite.path},
+    return ResultRecord(
+        suite=SuiteInfo(suite.name, suite.path),
         # the encoder's own meta: the contract as run (dtype, capped lengths) and what was loaded
-        "model": encoder.meta.to_dict() | {"origin": model_entry.origin, "kwargs": model_entry.kwargs},
-        "dataset": dataset_record(dataset, split, entry.name, entry.spec, entry.drop_self_hits, entry.relevance_map,
-                                  titles=entry.titles),
-        "search": {"top_k": top_k, "qps": timer.phases["search"].items_per_second, **search_info},
-        **({"embeddings": embedding_info} if embedding_info else {}),
-        "main_metric": suite.main_metric,
-        "metrics": aggregate,
-        "per_query": per_query,
-        "timings": timer.to_dict(),
-        "provenance": provenance(config.to_dict()),
-        "examples": examples(split.queries, corpus, ranked),
-    }, ranked
+        model=ModelInfo.of(encoder.meta, model_entry),
+        dataset=DatasetInfo.from_dict(dataset_record(dataset, split, entry.name, entry.spec, entry.drop_self_hits,
+                                                     entry.relevance_map, titles=entry.titles)),
+        search=SearchInfo.from_dict({"top_k": top_k, "qps": timer.phases["search"].items_per_second,
+                                     **search_info}),
+        embeddings=embedding_info, main_metric=suite.main_metric, metrics=aggregate, per_query=per_query,
+        timings=timer.to_dict(), provenance=provenance(config.to_dict()),
+        examples=examples(split.queries, corpus, ranked)), ranked
 
 
 def dataset_record(dataset: Dataset, split, name: str, spec: str, drop_self_hits: bool,

@@ -1,15 +1,16 @@
-"""Read run directories (or single result files) into one set of results, one per (model, dataset)."""
+"""Read run directories (or single result files) into one set of results, one per (model, dataset).
+
+Every file is read through the typed records of `harness.results` (validated against their schemas), so
+a malformed one stops the report with its path and field; the report keeps the results' dict form."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from llara_bench.harness.errors import DataFormatError
-from llara_bench.harness.results import load_result
-
-REQUIRED = ("created_at", "model", "dataset", "main_metric", "metrics", "per_query", "timings", "provenance", "run_id")
+from llara_bench.harness.record import ResultRecord
+from llara_bench.harness.results import read_result, read_run
 
 
 @dataclass
@@ -29,7 +30,7 @@ def collect(paths: list[Path]) -> Collected:
     """
     if not paths:
         raise DataFormatError("(no input)", "expected at least one run directory or result file")
-    by_key: dict[tuple[str, str], dict] = {}
+    by_key: dict[tuple[str, str], ResultRecord] = {}
     sources: dict[tuple[str, str], Path] = {}
     baselines: list[str] = []
     notes: list[str] = []
@@ -40,21 +41,17 @@ def collect(paths: list[Path]) -> Collected:
         if baseline and baseline not in baselines:
             baselines.append(baseline)
         for file in files:
-            result = load_result(file)
-            for name in REQUIRED:
-                if name not in result:
-                    raise DataFormatError(file, f"missing field {name!r} (expected a result written by "
-                                          "`llara-bench run`)", field=name)
-            key = (result["model"]["name"], result["dataset"]["name"])
+            result = read_result(file)
+            key = (result.model.name, result.dataset.name)
             if key in by_key:
-                older, newer = sorted([(by_key[key], sources[key]), (result, file)], key=lambda rf: rf[0]["created_at"])
+                older, newer = sorted([(by_key[key], sources[key]), (result, file)], key=lambda rf: rf[0].created_at)
                 notes.append(f"{key[0]} on {key[1]}: {older[1]} is superseded by the newer {newer[1]}")
                 result, file = newer
             by_key[key] = result
             sources[key] = file
     if not by_key:
         raise DataFormatError(paths[0], "no result files found (expected <run dir>/results/<model>/<dataset>.json)")
-    return Collected(list(by_key.values()), sources, baselines, notes, gates)
+    return Collected([r.to_dict() for r in by_key.values()], sources, baselines, notes, gates)
 
 
 def _result_files(path: Path) -> tuple[list[Path], str | None, list[dict]]:
@@ -65,14 +62,8 @@ def _result_files(path: Path) -> tuple[list[Path], str | None, list[dict]]:
         raise DataFormatError(path, "no such run directory or result file")
     run_json = path / "run.json"
     if run_json.is_file():
-        try:
-            run = json.loads(run_json.read_text(encoding="utf-8"))
-            listed = [path / rel for rel in run["results"]]
-        except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise DataFormatError(run_json, f"cannot read the run's list of results ({exc})", field="results") \
-                from None
-        gates = [g for g in run.get("gates") or [] if isinstance(g, dict) and g.get("status") != "not run"]
-        return listed, run.get("baseline"), gates
+        run = read_run(run_json)
+        return [path / rel for rel in run.results], run.baseline, [g for g in run.gates if g["status"] != "not run"]
     if (path / "results").is_dir():  # a run that stopped before writing run.json
         return sorted((path / "results").glob("*/*.json")), None, []
     raise DataFormatError(path, "not a run directory: expected run.json or results/ inside it")

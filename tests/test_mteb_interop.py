@@ -184,6 +184,10 @@ def test_llara_bench_mteb_on_a_local_folder_matches_the_harness_own_run(mteb, sm
     result = results.load_result(run_dir / "results" / "minilm" / "local-smoke.json")
     jsonschema.validate(result, results.schema())
     own = results.load_result(smoke_run_dir / "results" / "minilm" / "smoke.json")
+    # one writer for run and mteb: the same fields (less the dense cache's, plus MTEB's scores), a TREC run file
+    assert set(own) - set(result) == {"embeddings"} and set(result) - set(own) == {"mteb"}
+    assert set(result["search"]) == set(own["search"]) and (run_dir / result["run_file"]).is_file()
+    assert results.read_run(run_dir / "run.json").results == ["results/minilm/local-smoke.json"]
     assert result["dataset"]["fingerprint"] == own["dataset"]["fingerprint"]  # the same data, as MTEB loaded it
     assert result["metrics"]["nDCG@10"] == pytest.approx(result["mteb"]["ndcg_at_10"], abs=1e-5)
     assert result["metrics"]["nDCG@10"] == pytest.approx(own["metrics"]["nDCG@10"], abs=1e-4)

@@ -99,8 +99,11 @@ class SentenceEmbeddingMemo:
         return self._digests[model]
 
     def wrap(self, forward):
+        import functools
+
         import torch
 
+        @functools.wraps(forward)  # __wrapped__: the model's own forward pass
         def memo_forward(model, features, **kwargs):
             tensors = {k: v for k, v in features.items() if isinstance(v, torch.Tensor)}  # besides e.g. modality
             if kwargs or model.training or set(tensors) - {"input_ids", "attention_mask", "token_type_ids"}:

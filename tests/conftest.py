@@ -37,6 +37,24 @@ def _isolated_cache_and_models_file(tmp_path_factory):
     mp.undo()
 
 
+def cache_with_session_models(folder: Path) -> Path:
+    """An empty LLARA_BENCH_CACHE whose models/ is the session's: a test that needs a cold embedding cache
+    still finds tiny-llama and tiny-llara built (tiny-llara's adaptation is the smoke suite's costliest step),
+    and what it builds first is there for the rest of the session."""
+    from llara_bench.models.cache import cache_root
+
+    shared = cache_root() / "models"
+    shared.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "models").symlink_to(shared, target_is_directory=True)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def make_cache_with_session_models():
+    return cache_with_session_models
+
+
 @pytest.fixture(scope="session")
 def smoke_run_dir(tmp_path_factory) -> Path:
     """`llara-bench run --suite smoke` through the CLI, as a user runs it: results and the report."""
@@ -50,6 +68,73 @@ def smoke_run_dir(tmp_path_factory) -> Path:
     (run_dir,) = out.iterdir()
     return run_dir
 
+
+class SentenceEmbeddingMemo:
+    """The sentence-transformers forward pass, remembered row by row: a row's sentence embedding is looked up by
+    the model's weights and configuration and the row's token ids, and only the rows never seen are computed.
+
+    SciFact's 5,183 documents are the suite's costliest MiniLM work, and three sides encode them: the harness,
+    BEIR's `SentenceBERT` and `mteb.evaluate` (through the adapter). Each still formats, tokenizes, pools,
+    normalises, searches and scores on its own, so a side that joined a title or truncated differently would
+    send other token ids, miss, and be computed (and caught) as before; identical ids share one computation."""
+
+    def __init__(self) -> None:
+        import weakref
+
+        self.rows: dict[tuple, object] = {}
+        self.hits = self.misses = 0
+        self._digests: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def _digest(self, model) -> str:
+        import hashlib
+
+        import torch
+
+        if model not in self._digests:
+            h = hashlib.sha256(repr(model).encode())  # modules and their settings: max length, pooling, ...
+            for name, tensor in model.state_dict().items():
+                h.update(name.encode())
+                h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
+            self._digests[model] = h.hexdigest()
+        return self._digests[model]
+
+    def wrap(self, forward):
+        import functools
+
+        import torch
+
+        @functools.wraps(forward)  # __wrapped__: the model's own forward pass
+        def memo_forward(model, features, **kwargs):
+            tensors = {k: v for k, v in features.items() if isinstance(v, torch.Tensor)}  # besides e.g. modality
+            if kwargs or model.training or set(tensors) - {"input_ids", "attention_mask", "token_type_ids"}:
+                return forward(model, features, **kwargs)
+            digest, mask = self._digest(model), tensors["attention_mask"].bool()
+            names = sorted(set(tensors) - {"attention_mask"})  # input_ids, token_type_ids: the row's real tokens
+            keys = [(digest, *(tuple(tensors[k][i][mask[i]].tolist()) for k in names)) for i in range(len(mask))]
+            missing = [i for i, key in enumerate(keys) if key not in self.rows]
+            if missing:
+                part = {k: v[missing] if k in tensors else v for k, v in features.items()}
+                computed = forward(model, part)["sentence_embedding"].detach()
+                self.rows.update((keys[i], row) for i, row in zip(missing, computed))
+            self.misses += len(missing)
+            self.hits += len(keys) - len(missing)
+            return dict(features, sentence_embedding=torch.stack([self.rows[key] for key in keys]))
+
+        return memo_forward
+
+
+@pytest.fixture(scope="session")
+def _sentence_embedding_memo() -> SentenceEmbeddingMemo:
+    return SentenceEmbeddingMemo()
+
+
+@pytest.fixture
+def shared_sentence_embeddings(_sentence_embedding_memo, monkeypatch) -> SentenceEmbeddingMemo:
+    """For this test, sentence-transformers' forward pass goes through the session's memo (see above)."""
+    from sentence_transformers import SentenceTransformer
+
+    monkeypatch.setattr(SentenceTransformer, "forward", _sentence_embedding_memo.wrap(SentenceTransformer.forward))
+    return _sentence_embedding_memo
 
 # Searches an embedding store in a fresh process, so that its peak RSS (VmHWM: this process image's
 # peak; ru_maxrss would carry over the parent's across exec) is the search's alone.

@@ -14,8 +14,9 @@ from llara_bench.harness.suites import load_suite
 
 
 @pytest.mark.slow
-def test_two_process_torchrun_gives_the_same_scores(tmp_path):
-    env = {**os.environ, "LLARA_BENCH_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+def test_two_process_torchrun_gives_the_same_scores(tmp_path, make_cache_with_session_models):
+    cache = make_cache_with_session_models(tmp_path / "cache")  # embeddings start empty; tiny-llama is built once
+    env = {**os.environ, "LLARA_BENCH_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     env.pop("WORLD_SIZE", None)
     out = tmp_path / "runs"
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",

@@ -66,3 +66,27 @@ def test_smoke_collection_separates_lexical_and_dense(minilm):
     dense_ndcg = evaluate(qrels, dense, ["nDCG@10"])[0]["nDCG@10"]
     lexical_ndcg = evaluate(qrels, lexical, ["nDCG@10"])[0]["nDCG@10"]
     assert dense_ndcg > lexical_ndcg + 0.3, (dense_ndcg, lexical_ndcg)
+
+
+def test_sentence_embedding_memo_returns_what_the_model_computes(minilm, shared_sentence_embeddings):
+    """The memo the SciFact checks share (tests/conftest.py): the harness's encoder fills it, sentence-transformers'
+    own `encode` of the same texts is served from it with the vectors it computes itself, and a text formatted
+    otherwise is computed, not served."""
+    from sentence_transformers import SentenceTransformer
+
+    memo = shared_sentence_embeddings
+    ds = load_dataset("embedded:smoke")
+    texts, titles = ds.corpus.texts[:12], ds.corpus.titles[:12]
+    joined = [f"{title} {text}" for title, text in zip(titles, texts)]  # MiniLM's contract, as BEIR joins them
+    hits, misses = memo.hits, memo.misses
+    harness = minilm.encode(texts, "passage", titles=titles).vectors
+    assert memo.misses - misses == 12
+    served = minilm.model.encode(joined, batch_size=5, normalize_embeddings=True)
+    assert memo.hits - hits == 12 and memo.misses - misses == 12
+    np.testing.assert_allclose(served, harness, atol=1e-5)
+    with pytest.MonkeyPatch.context() as mp:  # the model's own forward pass, no memo
+        mp.setattr(SentenceTransformer, "forward", SentenceTransformer.forward.__wrapped__)
+        computed = minilm.model.encode(joined, batch_size=5, normalize_embeddings=True)
+    np.testing.assert_allclose(served, computed, atol=1e-5)
+    minilm.model.encode([f"{title}: {text}" for title, text in zip(titles, texts)])
+    assert memo.misses - misses == 24  # another joining: other token ids, computed

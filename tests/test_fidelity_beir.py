@@ -1,6 +1,7 @@
 """Fidelity: the harness's MiniLM nDCG@10 equals BEIR's own EvaluateRetrieval with exact search,
 run side by side on the same files (an independent implementation of loading, encoding, search and
-metrics)."""
+metrics). MiniLM's forward pass is shared between the two sides row by row (tests/conftest.py
+SentenceEmbeddingMemo): a row BEIR formats or tokenizes differently is computed on its own."""
 
 from __future__ import annotations
 
@@ -37,11 +38,13 @@ FULL = os.environ.get("LLARA_BENCH_FULL") == "1"
 # NFCorpus doubles the time (about 4 minutes on 2 cores), so CI runs SciFact and LLARA_BENCH_FULL=1 adds it.
 @pytest.mark.parametrize("name", ["scifact", pytest.param("nfcorpus", marks=pytest.mark.skipif(
     not FULL, reason="set LLARA_BENCH_FULL=1 to include NFCorpus"))])
-def test_minilm_ndcg_matches_beir(shared_data, tmp_path, name, record_property):
+def test_minilm_ndcg_matches_beir(shared_data, tmp_path, name, record_property, shared_sentence_embeddings):
     config = RunConfig(suite=load_suite("beir-local"), data_root=shared_data, output=tmp_path, models=["minilm"],
                        datasets=[name], save_run_files=False)
     harness = run_suite(config).results[0]["metrics"]["nDCG@10"]
     beir = beir_ndcg10(shared_data / name)
     record_property(f"{name}_ndcg10", {"harness": harness, "beir": beir})
-    print(f"\n{name}: harness nDCG@10 {harness:.5f}, BEIR EvaluateRetrieval {beir:.5f}")
+    memo = shared_sentence_embeddings
+    print(f"\n{name}: harness nDCG@10 {harness:.5f}, BEIR EvaluateRetrieval {beir:.5f} "
+          f"(MiniLM rows shared {memo.hits}, computed {memo.misses})")
     assert harness == pytest.approx(beir, abs=0.002)

@@ -136,8 +136,11 @@ def test_mteb_evaluate_on_a_local_folder_writes_results_and_matches_the_harness(
 
 @pytest.mark.shared_data
 @pytest.mark.slow
-def test_minilm_ndcg_matches_mteb_evaluate_on_scifact(mteb, shared_data, tmp_path, record_property):
-    """Each side loads, encodes and searches on its own; both retrieve to MTEB's depth (max k_values)."""
+def test_minilm_ndcg_matches_mteb_evaluate_on_scifact(mteb, shared_data, tmp_path, record_property,
+                                                      shared_sentence_embeddings):
+    """Each side loads, encodes and searches on its own; both retrieve to MTEB's depth (max k_values). The
+    harness's SciFact embeddings come from the session's embedding cache when another test made them, and
+    MiniLM's forward pass is shared row by row (tests/conftest.py SentenceEmbeddingMemo)."""
     from llara_bench.harness.mteb_tasks import local_retrieval_task
     from llara_bench.harness.runner import RunConfig, run_suite
     from llara_bench.harness.suites import parse_suite
@@ -159,7 +162,8 @@ def test_minilm_ndcg_matches_mteb_evaluate_on_scifact(mteb, shared_data, tmp_pat
     assert harness["search"]["top_k"] == depth
     record_property("scifact_ndcg10", {"harness": ours, "mteb": theirs})
     print(f"\nscifact (depth {depth}): harness nDCG@10 {ours:.5f} in {harness_seconds:.0f} s, "
-          f"mteb.evaluate {theirs:.5f} in {mteb_seconds:.0f} s, difference {abs(ours - theirs):.5f}")
+          f"mteb.evaluate {theirs:.5f} in {mteb_seconds:.0f} s, difference {abs(ours - theirs):.5f} "
+          f"(MiniLM rows shared {shared_sentence_embeddings.hits}, computed {shared_sentence_embeddings.misses})")
     assert ours == pytest.approx(theirs, abs=0.002)
 
 

@@ -1,7 +1,8 @@
 """A cached rerun of a finished suite against its first run (the baseline), through the command line as a
 user runs it (process start-up, dataset loading, BM25, search, evaluation and the report included):
 `beir-local` on SciFact (MiniLM and BM25) with an empty embedding cache, then again. The rerun must reuse
-every embedding, load no dense model and score the same. With benchmarks disabled: the smoke suite."""
+every embedding, load no dense model and score the same. With benchmarks disabled: the smoke suite (the
+embedding cache starts empty; built models, tiny-llara's adaptation, are the session's)."""
 
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ def suite_args(request):
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("embedding-cache")
+def cache(tmp_path_factory, make_cache_with_session_models):
+    return make_cache_with_session_models(tmp_path_factory.mktemp("embedding-cache") / "cache")
 
 
 def run_cli(args: list[str], cache, output) -> list[dict]:

@@ -1,8 +1,9 @@
 """Report generation for 5 models × 5 datasets (target: under 5 s), against reading its inputs (the baseline).
 
-The 25 results are built from a real smoke result with per-query scores, query texts and top documents at
-the sizes of MS MARCO dev/small (6,980 queries), FiQA (648), NFCorpus (323), SciFact (300) and TREC-COVID
-(50), one run directory per model, so the randomisation tests run on realistic query counts.
+The 25 results are built from a schema-valid synthetic result (tests/synthetic_results.py) with per-query
+scores, query texts and top documents at the sizes of MS MARCO dev/small (6,980 queries), FiQA (648),
+NFCorpus (323), SciFact (300) and TREC-COVID (50), one run directory per model, so the randomisation tests
+run on realistic query counts.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import pytest
 
 from llara_bench.reports import write_report
 from llara_bench.reports.collect import collect
+from synthetic_results import MODELS as SYNTHETIC_MODELS
+from synthetic_results import write_run
 
 DATASETS = {"msmarco-dev-small": 6980, "fiqa": 648, "nfcorpus": 323, "scifact": 300, "trec-covid": 50}
 MODELS = {"bm25": None, "minilm": 22_713_216, "contriever": 109_482_240, "e5-large": 335_141_888,
@@ -23,8 +26,10 @@ TARGET_SECONDS = 5.0
 
 
 @pytest.fixture(scope="module")
-def grid_runs(smoke_run_dir, tmp_path_factory):
-    template = json.loads((smoke_run_dir / "results/minilm/smoke.json").read_text())
+def grid_runs(tmp_path_factory):
+    template_run = write_run(tmp_path_factory.mktemp("template") / "run", models=SYNTHETIC_MODELS[:1],
+                             datasets={"template": 1})
+    template = json.loads((template_run / "results/minilm/template.json").read_text())
     rng = np.random.default_rng(0)
     root = tmp_path_factory.mktemp("grid")
     runs = []

@@ -33,7 +33,7 @@ from llara_bench.models.contracts import CONTRACTS, contract_named
 from llara_bench.models.loading import DTYPES
 
 ENTRY_KEYS = {"model", "contract", "description", "tokenizer", "adapter", "revision", "adapter_revision", "dtype",
-              "query_max_length", "passage_max_length", "allow_pickle", "trust_remote_code", "trained"}
+              "query_max_length", "passage_max_length", "allow_pickle", "trust_remote_code", "trained", "gguf_file"}
 CONTRACT_KEYS = {f.name for f in dataclass_fields(EncodingContract)}
 CONTRACT_TYPES = get_type_hints(EncodingContract)
 
@@ -135,7 +135,7 @@ def parse_models_file(text: str, path: Path) -> list[ModelEntry]:
         for key in ("tokenizer", "adapter"):
             if key in spec:
                 extra[key] = _local(err.string(spec, key), path.parent)
-        for key in ("revision", "adapter_revision"):
+        for key in ("revision", "adapter_revision", "gguf_file"):  # gguf_file: a .gguf in the `model` folder
             if key in spec:
                 extra[key] = err.string(spec, key)
         for key in ("allow_pickle", "trust_remote_code", "trained"):

@@ -246,3 +246,16 @@ def test_missing_gguf_file_is_named(tmp_path):
         _encoder(str(tmp_path / "absent.gguf"), LLARA)
     with pytest.raises(ConfigError, match=r"GGUF file .*nope\.gguf not found"):
         _encoder(str(tmp_path), LLARA, gguf_file="nope.gguf")
+
+
+def test_models_file_names_a_gguf_file_or_a_folder_plus_gguf_file(source, cached, monkeypatch):
+    from llara_bench.harness.encoders_file import parse_models_file
+
+    _, path = source
+    monkeypatch.setenv("LLARA_BENCH_CACHE", str(cached.parent.parent))
+    text = (f"encoders:\n  by-file: {{model: ./{path.name}, contract: repllama, dtype: float32}}\n"
+            f"  by-folder: {{model: ., gguf_file: {path.name}, contract: llara, dtype: float32}}\n")
+    entries = {e.name: e for e in parse_models_file(text, path.parent / "encoders.yaml")}
+    for name in ("by-file", "by-folder"):
+        resolved = entries[name].load(device="cpu").meta.extra["resolved"]
+        assert Path(resolved["model"]) == cached and resolved["gguf_file"] == str(path.resolve())

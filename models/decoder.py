@@ -4,8 +4,9 @@ declared encoding contract.
 The model is loaded as the bare transformer (``AutoModel``: hidden states after the final RMSNorm, no LM
 head), from a Hub id, a local folder or a GGUF file (dequantised once, see `models.gguf`), optionally with
 a LoRA adapter merged in (peft), in fp32, bf16 or fp16, with SDPA attention. Pad and BOS tokens are fitted
-to the tokenizer (`models.contracts.fit_contract`) and recorded in the contract. Inputs are built at the token level exactly as the contract says (see
-`models.base.EncodingContract`), so the ids are the authors' ids; tests pin them.
+to the tokenizer (`models.contracts.fit_contract`) and recorded in the contract. Inputs are built at the
+token level exactly as the contract says (see `models.base.EncodingContract`), so the ids are the authors'
+ids; tests pin them.
 """
 
 from __future__ import annotations

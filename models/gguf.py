@@ -82,7 +82,8 @@ def dequantise(entry: str, path: Path, sha256: str, out: Path) -> None:
     # The loaded model is marked gguf-quantised and save_pretrained refuses it; a plain model of the same
     # class and config, given its (already float32) weights, is an ordinary checkpoint.
     config = gguf_model.config
-    del config.quantization_config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
     model = type(gguf_model)(config)
     model.load_state_dict(gguf_model.state_dict())
     save_safetensors(model, out)

@@ -211,7 +211,8 @@ def test_contracts_fit_a_tokenizer_without_unk_and_with_a_chat_bos(source, cache
     llara = _encoder(str(source[1]), LLARA)
     assert (llara.contract.pad_token, llara.contract.bos_token, llara.pad_id) == ("<|endoftext|>", "<|endoftext|>", 0)
     [ids] = llara.input_ids(["The cat sat."], "passage")
-    assert ids[0] == 0 and 1 not in ids and ids[-8:] == llara.tokenizer.convert_tokens_to_ids(list(LLARA.special_tokens[:8]))
+    specials = llara.tokenizer.convert_tokens_to_ids(list(LLARA.special_tokens[:8]))
+    assert ids[0] == 0 and 1 not in ids and ids[-8:] == specials
     repllama = _encoder(str(source[1]), REPLLAMA)
     [q] = repllama.input_ids(["what is a cat"], "query")
     assert q[0] == 0 and q[-1] == 2 and repllama.tokenizer.decode(q[1:-1]) == "query: what is a cat"

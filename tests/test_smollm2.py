@@ -43,7 +43,8 @@ def eos(llara):  # after llara: the dequantised folder is cached by then
 def test_entries_declare_the_real_model():
     for name in ("smollm2-135m", "smollm2-135m-eos"):
         meta = REGISTRY.get(name).meta
-        assert (meta.dimension, meta.license, meta.contract.dtype, meta.trained) == (576, "apache-2.0", "float32", False)
+        assert (meta.dimension, meta.license, meta.contract.dtype, meta.trained) == \
+            (576, "apache-2.0", "float32", False)
     assert REGISTRY.get("smollm2-135m").meta.contract.pooling == "last_k_mean"
     assert REGISTRY.get("smollm2-135m-eos").meta.contract.pooling == "last_token"
 

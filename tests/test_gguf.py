@@ -260,3 +260,27 @@ def test_models_file_names_a_gguf_file_or_a_folder_plus_gguf_file(source, cached
     for name in ("by-file", "by-folder"):
         resolved = entries[name].load(device="cpu").meta.extra["resolved"]
         assert Path(resolved["model"]) == cached and resolved["gguf_file"] == str(path.resolve())
+
+
+def test_adapt_and_finetune_take_a_gguf_base(source, cached, tmp_path, monkeypatch):
+    """Both stages start from the GGUF file, pad and prefix with the fitted tokens, and give a loadable encoder."""
+    from llara_bench.adaptation.finetune import ContrastiveSettings, TrainGroup
+    from llara_bench.adaptation.stages import adapt, finetune
+    from llara_bench.adaptation.train import TrainSettings
+    from llara_bench.models.registry import adapted_entry
+
+    _, path = source
+    monkeypatch.setenv("LLARA_BENCH_CACHE", str(cached.parent.parent))
+    settings = TrainSettings(steps=2, batch_size=4, lr=1e-3, log_every=1, monitor_every=0)
+    docs = corpus_docs()[:40]
+    manifest = adapt(str(path), [(d, t) for d, t in docs], tmp_path / "adapted", settings, chunk_words=32)
+    assert manifest["base"] == str(path) and len(manifest["history"]) == 2
+    texts = [t for _, t in docs]
+    groups = [TrainGroup(texts[i][:80], [("", texts[i])], [("", texts[i + 1])]) for i in range(4)]
+    tuned = finetune(str(path), groups, tmp_path / "tuned", TrainSettings(steps=1, batch_size=2, log_every=1),
+                     ContrastiveSettings(negatives=1))
+    assert tuned["stage"] == "finetuned"
+    for folder in ("adapted", "tuned"):
+        encoder = adapted_entry(tmp_path / folder).load(device="cpu")
+        assert (encoder.contract.bos_token, encoder.contract.pad_token) == ("<|endoftext|>", "<|endoftext|>")
+        assert encoder.encode(["a cat"], "query").vectors.shape == (1, 64)

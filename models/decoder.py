@@ -2,9 +2,11 @@
 declared encoding contract.
 
 The model is loaded as the bare transformer (``AutoModel``: hidden states after the final RMSNorm, no LM
-head), from a Hub id or a local folder, optionally with a LoRA adapter merged in (peft), in fp32, bf16
-or fp16, with SDPA attention. Inputs are built at the token level exactly as the contract says (see
-`models.base.EncodingContract`), so the ids are the authors' ids; tests pin them.
+head), from a Hub id, a local folder or a GGUF file (dequantised once, see `models.gguf`), optionally with
+a LoRA adapter merged in (peft), in fp32, bf16 or fp16, with SDPA attention. Pad and BOS tokens are fitted
+to the tokenizer (`models.contracts.fit_contract`) and recorded in the contract. Inputs are built at the
+token level exactly as the contract says (see `models.base.EncodingContract`), so the ids are the authors'
+ids; tests pin them.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ import numpy as np
 
 from llara_bench.models.base import EncodeOutput, EncodingContract, ModelMeta, Progress, Role
 from llara_bench.models.batching import Batching, default_token_budget, encode_in_batches
+from llara_bench.models.contracts import fit_contract
 from llara_bench.models.errors import ConfigError
+from llara_bench.models.gguf import provenance as gguf_provenance
 from llara_bench.models.loading import check_tokenizer, check_weights, dtype_name as resolve_dtype, resolve_folder, \
-    sha256_of_files, snapshot_revision
+    resolve_model, sha256_of_files, snapshot_revision
 
 log = logging.getLogger(__name__)
 
@@ -42,19 +46,11 @@ def add_special_tokens(tokenizer, model, tokens: Sequence[str]) -> int:
     return len(missing)
 
 
-def pad_token_id(tokenizer, contract: EncodingContract) -> int | None:
-    """The id of the contract's padding token (else the tokenizer's own), None when the tokenizer lacks it."""
-    token = contract.pad_token or tokenizer.pad_token
-    pad_id = tokenizer.convert_tokens_to_ids(token) if token is not None else None
-    if pad_id is None or (token != tokenizer.unk_token and pad_id == tokenizer.unk_token_id):
-        return None
-    return int(pad_id)
-
-
 def affix_ids(tokenizer, contract: EncodingContract, role: Role) -> tuple[list[int], list[int]]:
     """The ids before and after the text: BOS + prefix, and suffix + EOS, as the contract states."""
     prefix, suffix = contract.affixes(role)
-    head = ([tokenizer.bos_token_id] if contract.bos else []) + text_ids(tokenizer, prefix)
+    bos = tokenizer.convert_tokens_to_ids(contract.bos_token) if contract.bos_token else tokenizer.bos_token_id
+    head = ([bos] if contract.bos else []) + text_ids(tokenizer, prefix)
     tail = text_ids(tokenizer, suffix) + ([tokenizer.eos_token_id] if contract.eos else [])
     return head, tail
 
@@ -142,7 +138,7 @@ class DecoderEncoder:
                  revision: str | None = None, adapter_revision: str | None = None, device: str | None = None,
                  dtype: str | None = None, batch_size: int = 64, token_budget: int | None = None,
                  batching: Batching = "token_budget", allow_pickle: bool = False, trust_remote_code: bool = False,
-                 attn_implementation: str = "sdpa"):
+                 attn_implementation: str = "sdpa", gguf_file: str | None = None):
         import torch
         from transformers import AutoModel, AutoTokenizer
 
@@ -156,7 +152,7 @@ class DecoderEncoder:
         self.batch_size, self.batching = batch_size, batching
         self.token_budget = token_budget or default_token_budget(torch.device(self.device).type)
 
-        folder = resolve_folder(meta.name, "model", model, revision=revision, allow_pickle=allow_pickle)
+        folder = resolve_model(meta.name, model, gguf_file=gguf_file, revision=revision, allow_pickle=allow_pickle)
         weights = check_weights(meta.name, "model", folder, allow_pickle=allow_pickle)
         tok_folder = folder if tokenizer is None else resolve_folder(meta.name, "tokenizer", tokenizer,
                                                                      weights=False)
@@ -173,11 +169,12 @@ class DecoderEncoder:
             raise ConfigError(f"encoder {meta.name!r}: cannot load the model from {folder}: {exc}") from exc
 
         added = add_special_tokens(self.tokenizer, self.model, contract.special_tokens)
-        self.pad_id = self._pad_id(meta.name, contract)
+        contract = fit_contract(contract, self.tokenizer, meta.name)
+        self.pad_id = int(self.tokenizer.convert_tokens_to_ids(contract.pad_token))
         resolved: dict[str, Any] = {"model": str(folder), "model_revision": snapshot_revision(folder) or revision,
                                     "tokenizer": str(tok_folder), "tokenizer_class": type(self.tokenizer).__name__,
                                     "added_special_tokens": added, "dtype": dtype_name, "device": self.device,
-                                    "attn_implementation": attn_implementation}
+                                    "attn_implementation": attn_implementation, **gguf_provenance(folder)}
         if adapter:
             resolved |= self._merge_adapter(meta.name, adapter, adapter_revision, allow_pickle)
         self.model.to(self.device).eval()
@@ -194,13 +191,6 @@ class DecoderEncoder:
         self._affix_ids = {role: affix_ids(self.tokenizer, self.contract, role) for role in ("query", "passage")}
 
     # -- loading -------------------------------------------------------------------------------
-    def _pad_id(self, name: str, contract: EncodingContract) -> int:
-        pad_id = pad_token_id(self.tokenizer, contract)
-        if pad_id is None:
-            raise ConfigError(f"encoder {name!r}: padding token {contract.pad_token or self.tokenizer.pad_token!r} "
-                              "is not in the tokenizer; set the contract's pad_token")
-        return pad_id
-
     def _merge_adapter(self, name: str, adapter: str, revision: str | None, allow_pickle: bool) -> dict[str, Any]:
         from peft import PeftModel
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from llara_bench.models.base import ROLES, EncodingContract
-from llara_bench.models.contracts import ENCODER_ONLY
+from llara_bench.models.contracts import ENCODER_ONLY, fit_contract
 from llara_bench.models.errors import ConfigError
 from llara_bench.models.loading import check_tokenizer, check_weights, resolve_folder
 from llara_bench.models.registry import DECODER_TARGET, SENTENCE_TRANSFORMER_TARGET, ModelEntry
@@ -75,12 +75,14 @@ def _has_tokenizer(name: str, folder: Path, hint: str = "") -> None:
 def tokenizer_problems(tokenizer, contract: EncodingContract) -> list[str]:
     """What a decoder contract needs and ``tokenizer`` lacks (the tokenizer gains the contract's special
     tokens, as the encoder adds them at load)."""
-    from llara_bench.models.decoder import affix_ids, pad_token_id, text_ids
+    from llara_bench.models.decoder import affix_ids, text_ids
 
-    problems = [f"the contract adds {what.upper()} but the tokenizer has no {what} token"
-                for what in ("bos", "eos") if getattr(contract, what) and getattr(tokenizer, f"{what}_token_id") is None]
-    if pad_token_id(tokenizer, contract) is None:
-        problems.append(f"padding token {contract.pad_token or tokenizer.pad_token!r} is not in the tokenizer")
+    problems = ["the contract adds EOS but the tokenizer has no eos token"] if contract.eos and \
+        tokenizer.eos_token_id is None else []
+    try:  # the pad and BOS tokens as the encoder will choose them (fallbacks included)
+        contract = fit_contract(contract, tokenizer)
+    except ConfigError as exc:
+        problems.append(str(exc).split(": ", 1)[1])
     tokenizer.add_tokens([t for t in contract.special_tokens if t not in tokenizer.get_vocab()], special_tokens=True)
     split = [t for t in contract.special_tokens if len(text_ids(tokenizer, t)) != 1]
     if split:

@@ -56,6 +56,31 @@ def resolve_folder(entry: str, what: str, repo_or_path: str, *, revision: str | 
                           "or register a local folder instead") from exc
 
 
+def resolve_model(entry: str, model: str, *, gguf_file: str | None = None, revision: str | None = None,
+                  allow_pickle: bool = False) -> Path:
+    """The local folder of a causal LM: `resolve_folder`'s, or for a GGUF file (``model`` ending in .gguf, or
+    the folder ``model`` plus ``gguf_file``) the folder it is dequantised into once (see `models.gguf`)."""
+    from llara_bench.models.gguf import dequantised_folder, gguf_path
+
+    path = gguf_path(entry, model, gguf_file)
+    if path is not None:
+        return dequantised_folder(entry, path)
+    return resolve_folder(entry, "model", model, revision=revision, allow_pickle=allow_pickle)
+
+
+def save_safetensors(model, folder: Path) -> None:
+    """Config + safetensors weights of ``model`` into ``folder``, written by hand rather than with
+    save_pretrained: under torchrun that saves on rank 0 only and waits at a barrier, and every rank may need
+    to build a cached model on its own."""
+    from safetensors.torch import save_file
+
+    model.config.architectures = [type(model).__name__]
+    model.config.save_pretrained(folder)
+    tied = {"lm_head.weight"} if model.config.tie_word_embeddings else set()  # stored once, as transformers does
+    save_file({k: v.contiguous() for k, v in model.state_dict().items() if k not in tied},
+              str(folder / "model.safetensors"), metadata={"format": "pt"})
+
+
 def check_weights(entry: str, what: str, folder: Path, *, allow_pickle: bool) -> Path:
     """The weights file to load from ``folder`` (the first shard or index), refusing pickle unless allowed."""
     safe = sorted(p for p in folder.iterdir() if p.name.endswith((".safetensors", ".safetensors.index.json")))

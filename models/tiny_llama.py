@@ -17,6 +17,7 @@ from typing import Any
 
 from llara_bench.models.base import ModelMeta
 from llara_bench.models.cache import cache_root, cached_build
+from llara_bench.models.loading import save_safetensors
 
 BUILD_VERSION = 3
 SEED = 0
@@ -85,15 +86,7 @@ def build(folder: Path) -> None:
     tokenizer = _train_tokenizer(_corpus_texts())
     torch.manual_seed(SEED)
     model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), **CONFIG))
-    # Written by hand, not with save_pretrained: under torchrun that saves on rank 0 only and waits at a
-    # barrier, and every rank may need to build this model on its own.
-    from safetensors.torch import save_file
-
-    model.config.architectures = [type(model).__name__]
-    model.config.save_pretrained(folder)
-    tied = {"lm_head.weight"} if model.config.tie_word_embeddings else set()  # stored once, as transformers does
-    save_file({k: v.contiguous() for k, v in model.state_dict().items() if k not in tied},
-              str(folder / "model.safetensors"), metadata={"format": "pt"})
+    save_safetensors(model, folder)
     tokenizer.save_pretrained(folder)
     (folder / "BUILD.json").write_text(json.dumps({"built_by": "llara-bench models/tiny_llama.py", "seed": SEED,
                                                    "trained": False, "key": build_key()}, indent=2))

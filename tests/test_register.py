@@ -69,8 +69,9 @@ def test_plain_encoder_checkpoint_under_llara_names_what_its_tokenizer_lacks(tmp
     models_file = tmp_path / "enc.yaml"
     code, message = _register("bert-llara", str(plain), "--contract", "llara", "--models-file", str(models_file))
     assert code == 2 and f"--contract llara: does not fit the tokenizer of {plain}" in message
-    assert "padding token '<unk>' is not in the tokenizer" in message
-    assert "the contract adds BOS but the tokenizer has no bos token" in message
+    # BERT's tokenizer has no BOS; its padding falls back to [UNK] (models.contracts.fit_contract)
+    assert "the contract adds a BOS token but the tokenizer has no 'BOS'" in message
+    assert "padding" not in message
     assert "(--tokenizer)" in message and not models_file.exists()
     # the same folder under mean is not a sentence-transformers folder: said, naming the contract
     code, message = _register("bert-mean", str(plain), "--contract", "mean", "--models-file", str(models_file))
@@ -102,9 +103,12 @@ def test_tokenizer_problems_of_a_llama_tokenizer():
     assert tokenizer_problems(AutoTokenizer.from_pretrained(tiny_llama_path()), LLARA) == []
     [cramped] = tokenizer_problems(AutoTokenizer.from_pretrained(tiny_llama_path()), replace(LLARA, query_max_length=15))
     assert re.fullmatch(r"query max length 15 leaves no room for text after \d+ prompt tokens", cramped), cramped
+    # a padding token the vocabulary lacks falls back to unk (padded positions are masked): no problem
     missing_pad = replace(LLARA, pad_token="<pad>")
-    assert tokenizer_problems(AutoTokenizer.from_pretrained(tiny_llama_path()), missing_pad) == \
-        ["padding token '<pad>' is not in the tokenizer"]
+    assert tokenizer_problems(AutoTokenizer.from_pretrained(tiny_llama_path()), missing_pad) == []
+    no_bos = replace(LLARA, bos_token="<bos>")
+    assert tokenizer_problems(AutoTokenizer.from_pretrained(tiny_llama_path()), no_bos) == \
+        ["the contract adds a BOS token but the tokenizer has no '<bos>'; set the contract's bos_token or bos: false"]
 
 
 def test_llama2_tokenizer_fits_both_decoder_contracts_with_the_pinned_prompt_sizes(shared_models):

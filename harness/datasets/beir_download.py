@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from llara_bench.harness.errors import LlaraBenchError
+from llara_bench.models.files import move_into_place, scratch_beside
 
 # The 18 BEIR datasets (BEIR's README); the public ones download as <name>.zip from BEIR's host.
 BEIR_DATASETS = (
@@ -30,21 +31,16 @@ def download_beir(name: str, target_root: Path) -> Path:
     if offline():
         raise LlaraBenchError(f"BEIR dataset {name!r} is not under the data root and downloads are off "
                               "(LLARA_BENCH_OFFLINE / HF_HUB_OFFLINE); pass --data-root with a folder holding it")
-    import shutil
-    import tempfile
-
     from beir import util
 
-    target_root.mkdir(parents=True, exist_ok=True)
     final = target_root / name
     # beir.util writes the zip and the folder in place; work in a scratch folder and move the
     # finished folder in, so an interrupted download leaves nothing half-written under the root.
-    with tempfile.TemporaryDirectory(prefix=f".{name}-", dir=target_root) as scratch:
+    with scratch_beside(final) as scratch:
         try:
-            folder = util.download_and_unzip(BEIR_URL.format(name=name), scratch)
+            folder = util.download_and_unzip(BEIR_URL.format(name=name), str(scratch))
         except OSError as exc:  # requests' errors derive from OSError
             raise LlaraBenchError(f"could not download BEIR dataset {name!r}: {exc}. Offline? Put the folder "
                                   "under --data-root instead") from exc
-        if not final.exists():
-            shutil.move(folder, final)
+        move_into_place(Path(folder), final, existing="keep")
     return final

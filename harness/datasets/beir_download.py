@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from llara_bench.harness.errors import LlaraBenchError
 from llara_bench.models.files import move_into_place, scratch_beside
+from llara_bench.models.offline import offline
 
 # The 18 BEIR datasets (BEIR's README); the public ones download as <name>.zip from BEIR's host.
 BEIR_DATASETS = (
@@ -16,11 +16,6 @@ BEIR_DATASETS = (
 )
 NOT_PUBLIC = {"bioasq", "signal1m", "trec-news", "robust04"}  # need their own licences/reproduction
 BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
-
-
-def offline() -> bool:
-    return any(os.environ.get(v, "").lower() in {"1", "true", "yes"}
-               for v in ("LLARA_BENCH_OFFLINE", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
 
 
 def download_beir(name: str, target_root: Path) -> Path:

@@ -386,6 +386,12 @@ def test_unknown_source_is_named():
         load_dataset("foo:bar")
 
 
+def test_unknown_source_lists_the_known_ones_with_a_did_you_mean():
+    with pytest.raises(ConfigError, match=r"^dataset spec 'beri:scifact': unknown source 'beri'\. "
+                                          r"Did you mean 'beir'\? Known: beir, embedded, folder, irds\.$"):
+        load_dataset("beri:scifact")
+
+
 def test_unknown_embedded_name_suggests_close_match():
     with pytest.raises(UnknownNameError) as exc:
         load_dataset("embedded:nope")

@@ -19,7 +19,11 @@ BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{
 
 
 def download_beir(name: str, target_root: Path) -> Path:
-    """Download and unzip a named BEIR dataset into ``target_root/<name>`` with beir.util."""
+    """Download and unzip a named BEIR dataset into ``target_root/<name>`` with beir.util, once: a folder
+    there is a finished download (it only appears whole)."""
+    final = target_root / name
+    if final.is_dir():
+        return final
     if name in NOT_PUBLIC:
         raise LlaraBenchError(f"BEIR dataset {name!r} is not publicly downloadable; build it in BEIR layout "
                               "yourself and put it under the data root")
@@ -28,7 +32,6 @@ def download_beir(name: str, target_root: Path) -> Path:
                               "(LLARA_BENCH_OFFLINE / HF_HUB_OFFLINE); pass --data-root with a folder holding it")
     from beir import util
 
-    final = target_root / name
     # beir.util writes the zip and the folder in place; work in a scratch folder and move the
     # finished folder in, so an interrupted download leaves nothing half-written under the root.
     with scratch_beside(final) as scratch:

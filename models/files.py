@@ -1,8 +1,8 @@
 """Writing files and folders atomically: build beside the target, then rename, so a reader (or a rerun after
 a crash) sees the old state or the finished new one, never a half-written file or folder.
 
-Here in ``models`` (which imports nothing else of llara-bench) so that harness and adaptation use the same
-helpers: ``write_atomic`` for one file, ``scratch_beside`` + ``move_into_place`` for a folder built in steps.
+Here in ``models``, which imports neither harness nor adaptation, so that all three use the same helpers:
+``write_atomic`` for one file, ``scratch_beside`` + ``move_into_place`` for a folder built in steps.
 """
 
 from __future__ import annotations

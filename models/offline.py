@@ -1,8 +1,7 @@
 """One definition of "offline", read from the environment each time it is asked (a user or a test may set the
 variables after import), with the true values Hugging Face's libraries accept: 1, true, yes, on (any case).
 
-Here in ``models`` (which imports nothing else of llara-bench) so that harness and adaptation ask the same
-question.
+Here in ``models``, which imports neither harness nor adaptation, so that all three ask the same question.
 """
 
 from __future__ import annotations

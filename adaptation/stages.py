@@ -11,7 +11,6 @@ finished (written to a scratch folder, then renamed); the resumable checkpoint l
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -26,6 +25,7 @@ from llara_bench.models.base import EncodingContract
 from llara_bench.models.contracts import LLARA, fit_contract
 from llara_bench.models.decoder import add_special_tokens
 from llara_bench.models.errors import ConfigError
+from llara_bench.models.files import move_into_place, scratch_beside
 from llara_bench.models.registry import ADAPTED_MANIFEST
 
 MANIFEST = ADAPTED_MANIFEST
@@ -159,17 +159,12 @@ def save_stage(model, tokenizer, output: Path, manifest: dict) -> None:
     and drop the training checkpoint."""
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    scratch = output.parent / f".{output.name}.saving-{os.getpid()}"
-    shutil.rmtree(scratch, ignore_errors=True)
-    try:
+    with scratch_beside(output) as scratch:
         model.save_pretrained(scratch, safe_serialization=True)
         tokenizer.save_pretrained(scratch)
         dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
         contract = encoding_contract(manifest.get("mode", "released"), dtype)
         manifest = {**manifest, "dtype": dtype, "encoding_contract": contract.to_dict()}
         (scratch / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
-        os.replace(scratch, output)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        move_into_place(scratch, output, existing="error")
     shutil.rmtree(workdir_for(output), ignore_errors=True)

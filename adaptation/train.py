@@ -17,13 +17,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from llara_bench.models.errors import ConfigError
+from llara_bench.models.files import move_into_place, scratch_beside
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -148,16 +147,11 @@ def train(model, n_items: int, make_batch: Callable[[list[int]], Any],
         accelerator.wait_for_everyone()
         if not accelerator.is_main_process:
             return
-        scratch = workdir / f".checkpoint-{os.getpid()}"
-        shutil.rmtree(scratch, ignore_errors=True)
-        accelerator.save_state(str(scratch), safe_serialization=True)
-        (scratch / "trainer_state.json").write_text(json.dumps({"key": key, "step": step,
-                                                                "history": result.history}))
-        old = workdir / ".checkpoint-old"
-        if checkpoint.exists():
-            os.replace(checkpoint, old)
-        os.replace(scratch, checkpoint)
-        shutil.rmtree(old, ignore_errors=True)
+        with scratch_beside(checkpoint) as scratch:
+            accelerator.save_state(str(scratch), safe_serialization=True)
+            (scratch / "trainer_state.json").write_text(json.dumps({"key": key, "step": step,
+                                                                    "history": result.history}))
+            move_into_place(scratch, checkpoint, existing="replace")
 
     start = time.perf_counter()
     stream = micro_batches(n_items, settings.batch_size, settings.seed, step * settings.grad_accum,

@@ -28,6 +28,7 @@ from llara_bench.harness.timing import PhaseTimer, PhaseTiming
 from llara_bench.models import DenseEncoder, LexicalRetriever, ModelEntry, ModelMeta
 from llara_bench.models.cache import cache_root
 from llara_bench.models.loading import snapshot_revision
+from llara_bench.models.offline import hub_offline
 
 
 class LazyEncoder:
@@ -119,8 +120,7 @@ def _read_memo(path: Path) -> ModelMeta | None:
         meta = ModelMeta.from_dict(memo["meta"])
     except (OSError, ValueError, KeyError, TypeError):
         return None  # none yet, or unreadable: load the model
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
     for folder, signature in memo["folders"].items():
-        if folder_signature(folder) != signature or (snapshot_revision(Path(folder)) and not offline):
+        if folder_signature(folder) != signature or (snapshot_revision(Path(folder)) and not hub_offline()):
             return None
     return meta

@@ -91,16 +91,9 @@ def slug(name: str) -> str:
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write to a temporary file in the same folder, then rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the mode open() would
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from llara_bench.models.files import write_atomic as write  # the one helper, shared with models/adaptation
+
+    write(path, data)
 
 
 def write_json(path: Path, obj: Any) -> None:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Callable
+
+from llara_bench.models.files import move_into_place, scratch_beside
 
 
 def cache_root() -> Path:
@@ -18,14 +18,7 @@ def cached_build(folder: Path, build: Callable[[Path], None]) -> Path:
     that is then renamed into place, so an interrupted build leaves nothing half-written and concurrent
     builders do not collide (the first rename wins; the others use its folder)."""
     if not folder.is_dir():
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-        try:
+        with scratch_beside(folder) as scratch:
             build(scratch)
-            os.replace(scratch, folder)
-        except OSError:
-            if not folder.is_dir():
-                raise
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+            move_into_place(scratch, folder, existing="keep")
     return folder

@@ -386,6 +386,12 @@ def test_unknown_source_is_named():
         load_dataset("foo:bar")
 
 
+def test_unknown_source_lists_the_known_ones_with_a_did_you_mean():
+    with pytest.raises(ConfigError, match=r"^dataset spec 'beri:scifact': unknown source 'beri'\. "
+                                          r"Did you mean 'beir'\? Known: beir, embedded, folder, irds\.$"):
+        load_dataset("beri:scifact")
+
+
 def test_unknown_embedded_name_suggests_close_match():
     with pytest.raises(UnknownNameError) as exc:
         load_dataset("embedded:nope")
@@ -434,6 +440,51 @@ def test_beir_absent_offline_refuses_and_writes_nothing(tmp_path, monkeypatch, n
     assert "'nq'" in str(exc.value)
     assert "downloads are off" in str(exc.value)
     assert not cache.exists() or not any(cache.rglob("*"))
+
+
+@pytest.fixture
+def beir_host(tmp_path, monkeypatch, no_data_root):
+    """BEIR's download (the network edge) served from a zip made here; unzipping and the rest are BEIR's own.
+    Yields the list of URLs fetched and a switch that makes the next fetch break off halfway."""
+    import zipfile
+
+    from beir import util
+
+    fetched, fail = [], []
+
+    def download_url(url: str, save_path: str, chunk_size: int = 1024) -> None:
+        fetched.append(url)
+        name = Path(save_path).stem
+        with zipfile.ZipFile(save_path, "w") as zf:
+            for path in sorted(write_beir(tmp_path / "host" / name, CORPUS, QUERIES, QRELS).rglob("*.*")):
+                zf.write(path, path.relative_to(tmp_path / "host"))
+        if fail:
+            Path(save_path).write_bytes(Path(save_path).read_bytes()[:100])
+            raise ConnectionResetError("connection reset by peer")
+
+    monkeypatch.setattr(util, "download_url", download_url)
+    monkeypatch.setenv("LLARA_BENCH_CACHE", str(tmp_path / "cache"))
+    for name in ("LLARA_BENCH_OFFLINE", "HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    return fetched, fail
+
+
+def test_beir_download_lands_whole_and_is_reused_offline(tmp_path, monkeypatch, beir_host):
+    fetched, _ = beir_host
+    assert load_dataset("beir:scifact").corpus.ids == ["d1", "d2", "d3"]
+    assert fetched == ["https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/scifact.zip"]
+    assert [p.name for p in (tmp_path / "cache" / "beir").iterdir()] == ["scifact"]  # no zip, no scratch
+    monkeypatch.setenv("LLARA_BENCH_OFFLINE", "1")
+    assert load_dataset("beir:scifact").qrels == {"test": {"q1": {"d1": 1}, "q2": {"d2": 2}}}
+    assert len(fetched) == 1  # the finished download is used, not fetched again
+
+
+def test_an_interrupted_beir_download_leaves_nothing(tmp_path, beir_host):
+    _, fail = beir_host
+    fail.append(True)
+    with pytest.raises(LlaraBenchError, match="could not download BEIR dataset 'scifact': connection reset"):
+        load_dataset("beir:scifact")
+    assert list((tmp_path / "cache" / "beir").iterdir()) == []
 
 
 # --------------------------------------------------------------------------------------------------

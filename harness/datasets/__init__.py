@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from importlib import resources
 from pathlib import Path
+from typing import Callable
 
 from llara_bench.harness.datasets.beir_download import BEIR_DATASETS, download_beir
 from llara_bench.harness.datasets.beir_folder import load_beir_folder
@@ -23,9 +24,6 @@ from llara_bench.models.cache import cache_root
 
 __all__ = ["Corpus", "Dataset", "Qrels", "Split", "load_dataset", "embedded_names", "discover_beir_folders",
            "default_data_root", "cache_root"]
-
-SOURCES = ("embedded", "beir", "folder", "irds")
-
 
 def default_data_root() -> Path | None:
     root = os.environ.get("LLARA_BENCH_DATA_ROOT")
@@ -50,26 +48,42 @@ def load_dataset(spec: str, data_root: Path | None = None) -> Dataset:
     if not sep or not value:
         raise ConfigError(f"dataset spec {spec!r}: expected SOURCE:NAME with SOURCE one of {', '.join(SOURCES)} "
                           "(e.g. beir:scifact, embedded:smoke, irds:msmarco-passage/dev/small)")
-    if source == "embedded":
-        if value not in embedded_names():
-            raise UnknownNameError("embedded dataset", value, embedded_names())
-        with resources.as_file(resources.files("llara_bench.harness") / "data" / value) as folder:
-            dataset = load_beir_folder(folder, name=value)
-        dataset.source = f"embedded:{value}"
-        return dataset
-    if source == "folder":
-        return load_beir_folder(Path(value).expanduser())
-    if source == "irds":
-        return load_irds(value)
-    if source == "beir":
-        root = data_root or default_data_root()
-        if root is not None and (root / value).is_dir():
-            return load_beir_folder(root / value, name=value)
-        # a sub-dataset (CQADupStack's forums: cqadupstack/android) is a folder inside its dataset's download
-        parent, _, sub = value.partition("/")
-        if parent not in BEIR_DATASETS:
-            known = sorted(set(BEIR_DATASETS) | set(discover_beir_folders(root) if root and root.is_dir() else []))
-            raise UnknownNameError("BEIR dataset", value, known)
-        folder = download_beir(parent, cache_root() / "beir")
-        return load_beir_folder(folder / sub if sub else folder, name=value)
-    raise ConfigError(f"dataset spec {spec!r}: unknown source {source!r}; expected one of {', '.join(SOURCES)}")
+    if source not in SOURCES:
+        raise ConfigError(f"dataset spec {spec!r}: {UnknownNameError('source', source, list(SOURCES))}")
+    return SOURCES[source](value, data_root)
+
+
+def _embedded(name: str, data_root: Path | None) -> Dataset:
+    if name not in embedded_names():
+        raise UnknownNameError("embedded dataset", name, embedded_names())
+    with resources.as_file(resources.files("llara_bench.harness") / "data" / name) as folder:
+        dataset = load_beir_folder(folder, name=name)
+    dataset.source = f"embedded:{name}"
+    return dataset
+
+
+def _beir(name: str, data_root: Path | None) -> Dataset:
+    root = data_root or default_data_root()
+    if root is not None and (root / name).is_dir():
+        return load_beir_folder(root / name, name=name)
+    # a sub-dataset (CQADupStack's forums: cqadupstack/android) is a folder inside its dataset's download
+    parent, _, sub = name.partition("/")
+    if parent not in BEIR_DATASETS:
+        known = sorted(set(BEIR_DATASETS) | set(discover_beir_folders(root) if root and root.is_dir() else []))
+        raise UnknownNameError("BEIR dataset", name, known)
+    folder = download_beir(parent, cache_root() / "beir")
+    return load_beir_folder(folder / sub if sub else folder, name=name)
+
+
+def _folder(path: str, data_root: Path | None) -> Dataset:
+    return load_beir_folder(Path(path).expanduser())
+
+
+def _irds(dataset_id: str, data_root: Path | None) -> Dataset:
+    return load_irds(dataset_id)
+
+
+# The dataset sources: the prefix of a spec (``beir:scifact``) → its loader, called with the rest of the
+# spec and the data root. A new source is one loader and one line here.
+SOURCES: dict[str, Callable[[str, Path | None], Dataset]] = {
+    "embedded": _embedded, "beir": _beir, "folder": _folder, "irds": _irds}

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from llara_bench.harness.errors import LlaraBenchError
+from llara_bench.models.files import move_into_place, scratch_beside
+from llara_bench.models.offline import offline
 
 # The 18 BEIR datasets (BEIR's README); the public ones download as <name>.zip from BEIR's host.
 BEIR_DATASETS = (
@@ -17,34 +18,27 @@ NOT_PUBLIC = {"bioasq", "signal1m", "trec-news", "robust04"}  # need their own l
 BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
 
 
-def offline() -> bool:
-    return any(os.environ.get(v, "").lower() in {"1", "true", "yes"}
-               for v in ("LLARA_BENCH_OFFLINE", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
-
-
 def download_beir(name: str, target_root: Path) -> Path:
-    """Download and unzip a named BEIR dataset into ``target_root/<name>`` with beir.util."""
+    """Download and unzip a named BEIR dataset into ``target_root/<name>`` with beir.util, once: a folder
+    there is a finished download (it only appears whole)."""
+    final = target_root / name
+    if final.is_dir():
+        return final
     if name in NOT_PUBLIC:
         raise LlaraBenchError(f"BEIR dataset {name!r} is not publicly downloadable; build it in BEIR layout "
                               "yourself and put it under the data root")
     if offline():
         raise LlaraBenchError(f"BEIR dataset {name!r} is not under the data root and downloads are off "
                               "(LLARA_BENCH_OFFLINE / HF_HUB_OFFLINE); pass --data-root with a folder holding it")
-    import shutil
-    import tempfile
-
     from beir import util
 
-    target_root.mkdir(parents=True, exist_ok=True)
-    final = target_root / name
     # beir.util writes the zip and the folder in place; work in a scratch folder and move the
     # finished folder in, so an interrupted download leaves nothing half-written under the root.
-    with tempfile.TemporaryDirectory(prefix=f".{name}-", dir=target_root) as scratch:
+    with scratch_beside(final) as scratch:
         try:
-            folder = util.download_and_unzip(BEIR_URL.format(name=name), scratch)
+            folder = util.download_and_unzip(BEIR_URL.format(name=name), str(scratch))
         except OSError as exc:  # requests' errors derive from OSError
             raise LlaraBenchError(f"could not download BEIR dataset {name!r}: {exc}. Offline? Put the folder "
                                   "under --data-root instead") from exc
-        if not final.exists():
-            shutil.move(folder, final)
+        move_into_place(Path(folder), final, existing="keep")
     return final

@@ -39,7 +39,7 @@ def with_options(**groups: type) -> Callable[[Callable[..., Any]], Callable[...,
         import typer
 
         own = [p for name, p in inspect.signature(command).parameters.items() if name not in groups]
-        hints = typing.get_type_hints(command)
+        hints = typing.get_type_hints(command, localns={cls.__name__: cls for cls in groups.values()})
         annotations = {p.name: hints[p.name] for p in own if p.name in hints}
         owner: dict[str, str] = {}
         added = []

@@ -101,12 +101,11 @@ def factory_options(entry: ModelEntry, options: EncoderOptions, world: World = S
         if not takes_all and key not in named:
             raise UnknownNameError(f"setting of encoder {entry.name!r} ({getattr(factory, '__name__', factory)})",
                                    key, named)
-    wanted = given(options)
-    if "device" not in wanted and world.size > 1 and entry.meta.kind == "dense" and _cuda_available():
-        wanted["device"] = f"cuda:{world.local_rank}"  # one GPU per rank
-    passed = {k: v for k, v in wanted.items() if takes_all or k in named}
-    ignored = [flag(options, k) for k in wanted if k not in passed and k in given(options)]
-    return passed, ignored
+    asked = given(options)
+    passed = {k: v for k, v in asked.items() if takes_all or k in named}
+    if "device" not in asked and (takes_all or "device" in named) and world.size > 1 and _cuda_available():
+        passed["device"] = f"cuda:{world.local_rank}"  # one GPU per rank
+    return passed, [flag(options, k) for k in asked if k not in passed]
 
 
 def _cuda_available() -> bool:

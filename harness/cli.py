@@ -14,6 +14,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from llara_bench.harness.errors import ConfigError, LlaraBenchError
+from llara_bench.harness.options import with_options
+from llara_bench.harness.retrieval import CacheOptions, EncoderOptions, SearchOptions
 
 if TYPE_CHECKING:
     from llara_bench.reports import Options
@@ -31,35 +33,30 @@ def _fail(exc: Exception) -> None:
 
 
 @app.command()
+@with_options(encoder=EncoderOptions, cache=CacheOptions, search=SearchOptions)
 def run(
     suite: str = typer.Option("smoke", "--suite", "-s", help="Built-in suite name or a suite YAML file."),
     data_root: Optional[Path] = typer.Option(None, "--data-root", envvar="LLARA_BENCH_DATA_ROOT",
                                              help="Folder holding BEIR-layout datasets."),
-    model: Optional[list[str]] = typer.Option(None, "--model", "-m", help="Encoder (repeatable); default: the suite's."),
-    dataset: Optional[list[str]] = typer.Option(None, "--dataset", "-d", help="Keep only these datasets (repeatable)."),
+    model: Optional[list[str]] = typer.Option(None, "--model", "-m", help="Encoder (repeatable); NAME=PATH runs a "
+                                              "model folder under a short name. Default: the suite's."),
+    dataset: Optional[list[str]] = typer.Option(None, "--dataset", "-d", help="A dataset of the suite, by name or "
+                                                "spec, or a spec to add (folder:PATH, beir:NAME, irds:ID); "
+                                                "repeatable. Default: the suite's."),
+    split: Optional[str] = typer.Option(None, "--split", help="Override every dataset's split (e.g. dev)."),
+    measures: Optional[list[str]] = typer.Option(None, "--measures", help="Measure (repeatable), any case: "
+                                                 "ndcg@10, R@100, AP. Default: the suite's."),
+    baseline: Optional[str] = typer.Option(None, "--baseline", "-b", help="Model the report compares the others "
+                                           "with (default: the suite's, else the first)."),
+    name: Optional[str] = typer.Option(None, "--name", help="The run's name: its folder under --output "
+                                       "(default: SUITE-TIME-ID)."),
     output: Path = typer.Option(Path("runs"), "--output", "-o", help="Parent folder of the run directory."),
     models_file: Optional[list[Path]] = typer.Option(None, "--models-file", help="YAML file declaring extra "
                                                      "encoders (repeatable); see `llara-bench register`."),
-    device: Optional[str] = typer.Option(None, help="torch device for dense encoders (default: cuda if present)."),
-    batch_size: Optional[int] = typer.Option(None, min=1, help="Most texts per encoding batch."),
-    token_budget: Optional[int] = typer.Option(None, min=1, help="Most padded tokens per encoding batch "
-                                               "(default: 4096 on CPU, 65536 on GPU)."),
-    dtype: Optional[str] = typer.Option(None, help="Override the encoders' dtype: float32, bfloat16, float16."),
     top_k: Optional[int] = typer.Option(None, min=1, help="Override the suite's retrieval depth."),
     no_run_files: bool = typer.Option(False, "--no-run-files", help="Do not write TREC run files."),
     write_report: bool = typer.Option(True, "--report/--no-report", help="Write report.html (+ .md, .csv) "
                                       "into the run directory at the end."),
-    embedding_cache: bool = typer.Option(True, "--embedding-cache/--no-embedding-cache", help="Reuse (and resume) "
-                                         "corpus embeddings cached under $LLARA_BENCH_CACHE/embeddings."),
-    shard_rows: int = typer.Option(50_000, min=1, help="Corpus rows per embedding shard (the unit of resuming)."),
-    memory_budget_mib: Optional[int] = typer.Option(None, "--memory-budget-mib", min=1, help="Memory for search; "
-                                                    "an index that would not fit is searched shard by shard "
-                                                    "(default: half the available memory)."),
-    search_mode: str = typer.Option("auto", help="auto, in-memory or shard-and-merge."),
-    faiss_fp16: bool = typer.Option(False, "--faiss-fp16", help="Store the index vectors as float16 (half the "
-                                    "memory; scores rounded): GPU flat index, or a CPU fp16 scalar quantiser."),
-    gpu_shard: bool = typer.Option(True, "--gpu-shard/--gpu-replicate", help="On several GPUs, split the index "
-                                   "across them (default) or put a full copy on each."),
     plan_only: bool = typer.Option(False, "--plan-only", help="Print the memory plan and stop."),
     titles: Optional[str] = typer.Option(None, "--titles", help="Join document titles onto untitled docs from "
                                          "hf:OWNER/NAME, a doc-id<TAB>title .tsv or a .jsonl (MS MARCO passage: "
@@ -67,6 +64,10 @@ def run(
                                          "the suite's."),
     check: bool = typer.Option(False, "--check", help="Exit with status 1 when a score misses the suite's "
                                "expected value by more than its tolerance (FAIL)."),
+    *,
+    encoder: EncoderOptions,
+    cache: CacheOptions,
+    search: SearchOptions,
 ) -> None:
     """Run a suite: every model on every dataset, then print the comparison table and write the report.
 
@@ -77,12 +78,9 @@ def run(
 
     try:
         config = RunConfig(suite=load_suite(suite), data_root=data_root, output=output, models=model or None,
-                           datasets=dataset or None, models_files=models_file or [], device=device,
-                           batch_size=batch_size, token_budget=token_budget, dtype=dtype, top_k=top_k,
-                           save_run_files=not no_run_files, embedding_cache=embedding_cache, shard_rows=shard_rows,
-                           memory_budget=memory_budget_mib * 2**20 if memory_budget_mib else None,
-                           search_mode=search_mode, faiss_fp16=faiss_fp16, gpu_shard=gpu_shard,
-                           titles=titles)
+                           datasets=dataset or None, models_files=models_file or [], encoder=encoder, cache=cache,
+                           search=search, top_k=top_k, split=split, measures=measures or None, baseline=baseline,
+                           name=name, save_run_files=not no_run_files, titles=titles)
         place = world()
         if not place.leader:  # encode this rank's shards quietly; rank 0 reports
             run_suite(config, world=place, plan_only=plan_only)
@@ -94,7 +92,8 @@ def run(
             return
         with _rich_progress() as progress_factory:
             finished = run_suite(config, progress=progress_factory, on_result=lambda r: console.print(_done_line(r)),
-                                 world=place, on_plan=lambda rows: console.print(plan_table(rows)))
+                                 world=place, on_plan=lambda rows: console.print(plan_table(rows)),
+                                 on_note=lambda text: err_console.print(f"[yellow]note:[/] {escape(text)}"))
         place.close()
     except LlaraBenchError as exc:
         _fail(exc)

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Mapping, Sequence
 
 import ir_measures
 
 from llara_bench.harness.datasets import Qrels
-from llara_bench.harness.errors import ConfigError
+from llara_bench.harness.errors import ConfigError, UnknownNameError
 from llara_bench.harness.search import Run
 
 DEFAULT_MEASURES = ("nDCG@10", "RR@10", "R@100", "R@1000", "AP")
@@ -23,6 +24,19 @@ def parse_measures(names: Sequence[str]) -> list:
             raise ConfigError(f"unknown measure {name!r} ({exc}); expected ir_measures syntax such as "
                               "nDCG@10, RR@10, R@1000, AP, R(rel=2)@1000") from None
     return parsed
+
+
+def canonical_measures(names: Sequence[str]) -> list[str]:
+    """ir_measures' spelling of measures named in any case (``ndcg@10`` → ``nDCG@10``, ``mrr@10`` → ``RR@10``);
+    an unknown measure name gets a did-you-mean."""
+    known = {name.lower(): name for name in sorted(ir_measures.measures.registry)}
+    out = []
+    for name in names:
+        head = re.match(r"[^@(]*", name.strip()).group()
+        if head.lower() not in known:
+            raise UnknownNameError("measure", head.lower(), sorted(known))  # (any case is accepted)
+        out.append(str(parse_measures([known[head.lower()] + name.strip()[len(head):]])[0]))
+    return out
 
 
 def relevance_for_metrics(qrels: Qrels, relevance_map: Mapping[int, int] | None = None) -> Qrels:

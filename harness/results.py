@@ -17,9 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
-import os
 import re
-import tempfile
 import uuid
 from functools import lru_cache
 from importlib import resources
@@ -33,8 +31,6 @@ from llara_bench.harness.record import SCHEMA_VERSION, ResultRecord, RunRecord
 
 __all__ = ["SCHEMA_VERSION", "ResultRecord", "RunRecord", "load_result", "new_run_dir", "read_result", "read_run",
            "result_paths", "schema", "slug", "write_atomic", "write_json", "write_result", "write_run"]
-_UMASK = os.umask(0o022)  # read the process umask (the only way is to set it) and put it back
-os.umask(_UMASK)
 
 
 def schema(name: str = "result") -> dict:

@@ -2,38 +2,32 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import shutil
-import tempfile
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
 from llara_bench.harness import results
 from llara_bench.harness.datasets import Dataset, load_dataset
 from llara_bench.harness.datasets.titles import join_titles, load_titles, resolve_title_source
+from llara_bench.harness.distributed import SINGLE, World
 from llara_bench.harness.encoders_file import load_models_files
 from llara_bench.harness.errors import ConfigError, UnknownNameError
 from llara_bench.harness.gates import Verdict, check
-from llara_bench.harness.metrics import evaluate, relevance_for_metrics
+from llara_bench.harness.metrics import canonical_measures, evaluate, relevance_for_metrics
 from llara_bench.harness.provenance import provenance
 from llara_bench.harness.record import DatasetInfo, ModelInfo, ResultRecord, RunRecord, SearchInfo, SuiteInfo
-from llara_bench.harness.distributed import SINGLE, World
-from llara_bench.harness.embedding_cache import DEFAULT_SHARD_ROWS, as_encoded, cache_folder, cache_key, encode_corpus, finished
-from llara_bench.harness.lazy_encoder import LazyEncoder
-from llara_bench.harness.search import (SEARCH_MODES, Hits, Run, index_blocks, latency_ms, plan_search, search_backend,
-                            search_index, search_store)
+from llara_bench.harness.retrieval import (CacheOptions, EncoderOptions, Pair, ProgressFactory, Retriever,
+                                           SearchOptions, no_progress, retriever_for)
+from llara_bench.harness.search import Run
 from llara_bench.harness.suites import DatasetEntry, Suite
 from llara_bench.harness.timing import PhaseTimer
 from llara_bench.models import REGISTRY, ModelEntry
 
 log = logging.getLogger("llara_bench")
 
-# progress(description, total) -> advance(n); the CLI backs it with rich, tests with nothing
-ProgressFactory = Callable[[str, int], Callable[[int], None]]
+__all__ = ["CacheOptions", "EncoderOptions", "ProgressFactory", "RunConfig", "SearchOptions", "SuiteRun", "run_suite"]
 
 
 @dataclass
@@ -41,29 +35,33 @@ class RunConfig:
     suite: Suite
     data_root: Path | None = None
     output: Path = Path("runs")
-    models: list[str] | None = None  # overrides the suite's
-    datasets: list[str] | None = None  # dataset names (or specs) to keep
+    models: list[str] | None = None  # overrides the suite's; NAME=PATH names a model given by path
+    datasets: list[str] | None = None  # dataset names or specs of the suite to keep, or specs to add
     models_files: list[Path] = field(default_factory=list)  # YAML files declaring extra encoders
-    device: str | None = None
-    batch_size: int | None = None
-    token_budget: int | None = None  # padded tokens per encoding batch (default: by device)
-    dtype: str | None = None  # overrides the encoders' contract dtype (decoder encoders)
+    encoder: EncoderOptions = field(default_factory=EncoderOptions)
+    cache: CacheOptions = field(default_factory=CacheOptions)
+    search: SearchOptions = field(default_factory=SearchOptions)
     top_k: int | None = None
+    split: str | None = None  # overrides every dataset's split
+    measures: list[str] | None = None  # overrides the suite's (any case: ndcg@10 is nDCG@10)
+    baseline: str | None = None  # overrides the suite's
+    name: str | None = None  # the run folder's name (default: <suite>-<time>-<id>)
     save_run_files: bool = True
-    embedding_cache: bool = True  # reuse and resume corpus embeddings under cache_root()/embeddings
-    shard_rows: int = DEFAULT_SHARD_ROWS  # corpus rows per embedding shard
-    memory_budget: int | None = None  # bytes for search; default: half the memory available at start
-    search_mode: str = "auto"  # or "in-memory" / "shard-and-merge" to force one
-    faiss_fp16: bool = False  # index vectors stored as float16 (GPU flat index; CPU fp16 scalar quantiser)
-    gpu_shard: bool = True  # on several GPUs: split the index across them (else a full copy on each)
     titles: str | None = None  # title source for every dataset, overriding the suite's ("none": no titles)
 
     def __post_init__(self) -> None:
-        if self.search_mode not in SEARCH_MODES:
-            raise ConfigError(f"search mode {self.search_mode!r}: expected one of {', '.join(SEARCH_MODES)}")
+        if self.measures:
+            measures = canonical_measures(self.measures)
+            main = self.suite.main_metric if self.suite.main_metric in measures else measures[0]
+            self.suite = replace(self.suite, measures=measures, main_metric=main)
+        if self.name is not None and (not self.name or results.slug(self.name) != self.name):
+            raise ConfigError(f"run name {self.name!r}: expected a folder name of letters, digits, '.', '_' and "
+                              f"'-' (e.g. {results.slug(self.name)!r})")
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        """The configuration as run, flat: the options of each group beside the run's own."""
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("encoder", "cache", "search")}
+        d |= asdict(self.encoder) | asdict(self.cache) | asdict(self.search)
         d["suite"] = {"name": self.suite.name, "path": self.suite.path}
         d["models_files"] = [str(p) for p in self.models_files]  # Paths inside a list, too
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items()}
@@ -79,22 +77,51 @@ class SuiteRun:
     groups: list[dict] = field(default_factory=list)  # mean scores of dataset groups (see group_means)
 
 
-def _no_progress(description: str, total: int) -> Callable[[int], None]:
-    return lambda n: None
-
-
 def select_entries(config: RunConfig) -> list[DatasetEntry]:
+    """The suite's datasets, or those ``datasets`` names, plus the specs it gives that the suite lacks
+    (``folder:PATH``: a folder run under the suite's defaults); then the split and titles overrides."""
     entries = config.suite.resolve_datasets(config.data_root)
     if config.datasets:
-        wanted = set(config.datasets)
-        unknown = wanted - {e.name for e in entries} - {e.spec for e in entries}
-        if unknown:
-            raise UnknownNameError(f"dataset in suite {config.suite.name!r}", sorted(unknown)[0],
-                                   [e.name for e in entries])
-        entries = [e for e in entries if e.name in wanted or e.spec in wanted]
+        wanted = list(dict.fromkeys(config.datasets))
+        named = {e.name for e in entries} | {e.spec for e in entries}
+        added = []
+        for value in wanted:
+            if value not in named:
+                if ":" not in value:
+                    raise UnknownNameError(f"dataset in suite {config.suite.name!r} (or a spec such as "
+                                           "folder:PATH)", value, [e.name for e in entries])
+                added.append(config.suite.entry(value, where=f"--dataset {value}"))
+        entries = [e for e in entries if e.name in wanted or e.spec in wanted] + added
+    if config.split:
+        entries = [replace(e, split=config.split) for e in entries]
     if config.titles:
         entries = [replace(e, titles=None if config.titles == "none" else config.titles) for e in entries]
+    seen: set[str] = set()
+    for e in entries:
+        if e.name in seen:
+            raise ConfigError(f"two datasets are named {e.name!r} (their results would share a file): give one a "
+                              "name in a suite file ({spec: ..., name: ...})")
+        seen.add(e.name)
     return entries
+
+
+def select_models(config: RunConfig) -> list[ModelEntry]:
+    """The registry entries to run; ``NAME=PATH`` (or ``NAME=MODEL``) runs a model under a short name."""
+    out = []
+    for value in config.models or config.suite.models:
+        short, sep, target = value.partition("=")
+        if sep and short and value not in REGISTRY and not Path(value).exists():
+            entry = REGISTRY.get(target)
+            out.append(replace(entry, name=short, meta=replace(entry.meta, name=short), aliases=()))
+        else:
+            out.append(REGISTRY.get(value))
+    names = [e.name for e in out]
+    if len(set(names)) < len(names):
+        raise ConfigError(f"models {names}: a model is named twice; give one another name with -m NAME=MODEL")
+    baseline = config.baseline
+    if baseline is not None and baseline not in names:
+        raise UnknownNameError("baseline (a model of this run)", baseline, names)
+    return out
 
 
 def load_datasets(entries: list[DatasetEntry], data_root: Path | None) -> dict[tuple, tuple[Dataset, float]]:
@@ -119,36 +146,41 @@ def _data_key(entry: DatasetEntry) -> tuple:
     return entry.spec, entry.titles
 
 
-def run_suite(config: RunConfig, progress: ProgressFactory = _no_progress,
+def run_suite(config: RunConfig, progress: ProgressFactory = no_progress,
               on_result: Callable[[dict], None] | None = None, world: World = SINGLE,
-              on_plan: Callable[[list[dict]], None] | None = None, plan_only: bool = False) -> SuiteRun:
+              on_plan: Callable[[list[dict]], None] | None = None, plan_only: bool = False,
+              on_note: Callable[[str], None] = log.warning) -> SuiteRun:
     """Every model on every dataset. The memory plan (`memory_plan`) is made first and handed to
     ``on_plan``; ``plan_only`` stops there. Under torchrun (``world``), every rank encodes its share of the
     corpus shards and rank 0 does the rest; the other ranks return a SuiteRun with no results. Dense
-    encoders are loaded only when some embedding they must produce is not in the cache."""
+    encoders are loaded only when some embedding they must produce is not in the cache. ``on_note`` is told
+    what the user should know but is not an error (options a model does not take)."""
     suite = config.suite
-    if world.size > 1 and not config.embedding_cache:
+    if world.size > 1 and not config.cache.embedding_cache:
         raise ConfigError("a distributed run shares corpus embeddings through the cache: drop --no-embedding-cache")
     load_models_files(config.models_files)
-    model_entries = [REGISTRY.get(name) for name in (config.models or suite.models)]  # fail fast on a typo
+    model_entries = select_models(config)  # fail fast on a typo
+    if config.name and not plan_only and (config.output / config.name).exists() and \
+            any((config.output / config.name).iterdir()):
+        raise ConfigError(f"run folder {config.output / config.name} already holds files: choose another --name "
+                          "or remove it")
     entries = select_entries(config)
     datasets = load_datasets(entries, config.data_root)
     plan = memory_plan(config, model_entries, [(e, datasets[_data_key(e)][0]) for e in entries])
     if on_plan and world.leader:
         on_plan(plan)
-    baseline = suite.baseline if suite.baseline in [e.name for e in model_entries] else None
+    baseline = config.baseline or (suite.baseline if suite.baseline in [e.name for e in model_entries] else None)
     if plan_only:
         return SuiteRun(None, baseline, plan=plan)
-    run_dir = world.broadcast(results.new_run_dir(config.output, suite.name))
+    run_dir = world.broadcast(config.output / config.name if config.name else
+                              results.new_run_dir(config.output, suite.name))
     run = SuiteRun(run_dir, baseline, plan=plan)
     written: list[str] = []
     for model_entry in model_entries:
-        overrides = _overrides(model_entry, config, world)
-        encoder = LazyEncoder(model_entry, overrides, lambda e=model_entry, o=overrides: e.load(**o),
-                              memo=config.embedding_cache)
+        retriever = retriever_for(model_entry, config.encoder, config.cache, config.search, world, on_note)
         for entry in entries:
             dataset, load_seconds = datasets[_data_key(entry)]
-            pair = evaluate_pair(encoder, model_entry, dataset, entry, config, progress, world)
+            pair = evaluate_pair(retriever, dataset, entry, config, progress)
             if pair is None:
                 continue
             record, ranked = pair
@@ -202,9 +234,8 @@ def memory_plan(config: RunConfig, model_entries: list[ModelEntry], pairs: list[
             row = {"model": model_entry.name, "dataset": entry.name, "n_docs": len(dataset.corpus), "dim": dim,
                    "n_queries": len(split.queries)}
             if dim:
-                row |= plan_search(len(dataset.corpus), dim, len(split.queries), _depth(config, entry),
-                                   config.memory_budget, config.search_mode, fp16=config.faiss_fp16,
-                                   shard=config.gpu_shard, block_rows=config.shard_rows)
+                row |= config.search.plan(len(dataset.corpus), dim, len(split.queries), _depth(config, entry),
+                                          device=config.encoder.device, block_rows=config.cache.shard_rows)
             rows.append(row)
     return rows
 
@@ -215,65 +246,25 @@ def _depth(config: RunConfig, entry: DatasetEntry) -> int:
     return top_k + 1 if entry.drop_self_hits else top_k
 
 
-def _overrides(entry: ModelEntry, config: RunConfig, world: World = SINGLE) -> dict[str, Any]:
-    overrides: dict[str, Any] = {}
-    if entry.meta.kind == "dense":
-        if config.device:
-            overrides["device"] = config.device
-        elif world.size > 1 and _cuda_available():
-            overrides["device"] = f"cuda:{world.local_rank}"  # one GPU per rank
-        if config.batch_size:
-            overrides["batch_size"] = config.batch_size
-        if config.token_budget:
-            overrides["token_budget"] = config.token_budget
-        if config.dtype:
-            overrides["dtype"] = config.dtype
-    return overrides
-
-
-def _cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
-def evaluate_pair(encoder: LazyEncoder, model_entry: ModelEntry, dataset: Dataset, entry: DatasetEntry,
-                  config: RunConfig, progress: ProgressFactory, world: World = SINGLE
-                  ) -> tuple[ResultRecord, Run] | None:
+def evaluate_pair(retriever: Retriever, dataset: Dataset, entry: DatasetEntry, config: RunConfig,
+                  progress: ProgressFactory = no_progress) -> tuple[ResultRecord, Run] | None:
     """Run one (model, dataset) pair: (the result record, the ranked lists); None on ranks other than 0."""
     suite = config.suite
     split = dataset.split(entry.split)
     top_k = config.top_k or entry.top_k
-    depth = _depth(config, entry)
     query_ids = list(split.queries)
-    query_texts = [split.queries[q] for q in query_ids]
-    corpus = dataset.corpus
     timer = PhaseTimer()
-    label = f"{model_entry.name} · {entry.name}"
-    if model_entry.meta.kind == "lexical":
-        if not world.leader:
+    encoder = retriever.encoder
+    pair = Pair(timer, f"{encoder.entry.name} · {entry.name}", progress)
+    try:
+        if not retriever.index(dataset, pair):  # a rank other than 0 in a distributed run: its shards are written
             return None
-        retriever = encoder.get()
-        with timer.phase("index") as phase:
-            tokens = retriever.index(corpus.ids, corpus.texts, corpus.titles)
-            phase.count(items=len(corpus), tokens=tokens)
-        with timer.phase("search") as phase:
-            scores, doc_ids, q_tokens = retriever.search(query_texts, depth)
-            phase.count(items=len(query_ids), tokens=q_tokens)
-        hits = Hits(scores, doc_ids)
-        search_info = {"backend": model_entry.meta.source, "exact": True,
-                       "latency_ms": latency_ms(lambda i: retriever.search(query_texts[i:i + 1], depth),
-                                                len(query_ids))}
-        embedding_info = None
-    else:
-        found = _dense_search(encoder, model_entry, dataset, query_ids, query_texts, depth, config, timer, label,
-                              progress, world)
-        if found is None:  # a rank other than 0 in a distributed run: its shards are written, nothing else
-            return None
-        hits, search_info, embedding_info = found
+        found = retriever.search(query_ids, [split.queries[q] for q in query_ids], _depth(config, entry), pair)
+    finally:
+        retriever.close()
     if encoder.load_timing:  # (the same load is recorded with each dataset of the model)
         timer.phases = {"load": encoder.load_timing, **timer.phases}
-    ranked = hits.to_run(query_ids, k=top_k, drop_self_hits=entry.drop_self_hits)
+    ranked = found.hits.to_run(query_ids, k=top_k, drop_self_hits=entry.drop_self_hits)
     with timer.phase("evaluate") as phase:
         qrels = relevance_for_metrics(split.qrels, entry.relevance_map)
         aggregate, per_query = evaluate(qrels, ranked, suite.measures)
@@ -281,14 +272,14 @@ def evaluate_pair(encoder: LazyEncoder, model_entry: ModelEntry, dataset: Datase
     return ResultRecord(
         suite=SuiteInfo(suite.name, suite.path),
         # the encoder's own meta: the contract as run (dtype, capped lengths) and what was loaded
-        model=ModelInfo.of(encoder.meta, model_entry),
+        model=ModelInfo.of(encoder.meta, encoder.entry),
         dataset=DatasetInfo.from_dict(dataset_record(dataset, split, entry.name, entry.spec, entry.drop_self_hits,
                                                      entry.relevance_map, titles=entry.titles)),
         search=SearchInfo.from_dict({"top_k": top_k, "qps": timer.phases["search"].items_per_second,
-                                     **search_info}),
-        embeddings=embedding_info, main_metric=suite.main_metric, metrics=aggregate, per_query=per_query,
+                                     **found.search}),
+        embeddings=found.embeddings, main_metric=suite.main_metric, metrics=aggregate, per_query=per_query,
         timings=timer.to_dict(), provenance=provenance(config.to_dict()),
-        examples=examples(split.queries, corpus, ranked)), ranked
+        examples=examples(split.queries, dataset.corpus, ranked)), ranked
 
 
 def dataset_record(dataset: Dataset, split, name: str, spec: str, drop_self_hits: bool,
@@ -304,88 +295,6 @@ def dataset_record(dataset: Dataset, split, name: str, spec: str, drop_self_hits
                         "relevance_map": {str(k): v for k, v in (relevance_map or {}).items()} or None,
                         "titles": titles},
     }
-
-
-def _embed(encoder: LazyEncoder, model_entry: ModelEntry, texts: list[str], titles: list[str] | None,
-           fingerprint: str, role: str, folder_root: Path | None, config: RunConfig, progress, owns):
-    """The embeddings of ``texts`` for ``role`` through the cache (under ``folder_root`` instead, when the
-    cache is off): (key, folder, CorpusEmbeddings). The model is loaded only when some shard is missing;
-    the key is then recomputed from its metadata as loaded, so nothing is encoded under a memo's key."""
-    def locate() -> tuple[dict, Path]:
-        key = cache_key(encoder.meta.to_dict() | {"kwargs": model_entry.kwargs}, fingerprint, role)
-        return key, (folder_root / role if folder_root else cache_folder(key))
-
-    key, folder = locate()
-    if not encoder.loaded and not finished(folder, key):
-        encoder.get()
-        key, folder = locate()
-    return key, folder, encode_corpus(encoder, texts, titles, folder, key, role=role,
-                                      rows_per_shard=config.shard_rows, progress=progress, owns=owns)
-
-
-def _dense_search(encoder: LazyEncoder, model_entry: ModelEntry, dataset: Dataset, query_ids, query_texts,
-                  depth: int, config: RunConfig, timer: PhaseTimer, label: str, progress: ProgressFactory,
-                  world: World):
-    """Corpus embeddings through the cache (this rank's shards), then, on rank 0, the query embeddings
-    (cached too) and the search, as `plan_search` decides: (hits, search info, embeddings info)."""
-    corpus = dataset.corpus
-    scratch = None if config.embedding_cache else Path(tempfile.mkdtemp(prefix="llara-bench-emb-"))
-    try:
-        with timer.phase("encode_corpus") as phase:
-            key, folder, mine = _embed(encoder, model_entry, corpus.texts, corpus.titles,
-                                       dataset.corpus_fingerprint(), "passage", scratch, config,
-                                       progress(f"{label}: encode corpus", len(corpus)), world.owns)
-            world.barrier()  # every rank's shards are written
-            ranks = world.gather((mine.encoded_items, mine.tokens, mine.padded_tokens))
-            encoded, tokens, padded = (sum(r[i] for r in ranks) for i in range(3))
-            phase.count(items=encoded, tokens=tokens, padded_tokens=padded)
-        if not world.leader:
-            return None
-        store = mine.store
-        with timer.phase("encode_queries") as phase:
-            _, _, q = _embed(encoder, model_entry, query_texts, None, _texts_fingerprint(query_ids, query_texts),
-                             "query", scratch, config, progress(f"{label}: encode queries", len(query_ids)),
-                             lambda shard: True)
-            queries = q.store.load()
-            phase.count(items=q.encoded_items, tokens=q.tokens, padded_tokens=q.padded_tokens)
-        plan = plan_search(len(corpus), store.layout.dim, len(query_ids), depth, config.memory_budget,
-                           config.search_mode, fp16=config.faiss_fp16, shard=config.gpu_shard,
-                           block_rows=store.layout.rows_per_shard)
-        if plan["mode"] == "in-memory":
-            on_gpu = plan["device"] == "gpu"
-            options = {"use_gpu": on_gpu, "shard": config.gpu_shard, "fp16": config.faiss_fp16}
-            with timer.phase("index") as phase:
-                index = index_blocks(store.blocks(store.layout.rows_per_shard), store.layout.dim, len(corpus),
-                                     **options)
-                phase.count(items=len(corpus))
-            with timer.phase("search") as phase:
-                hits = search_index(index, queries, corpus.ids, depth)
-                phase.count(items=len(query_ids))
-            search = {"backend": search_backend(on_gpu, shard=config.gpu_shard, fp16=config.faiss_fp16),
-                      "exact": not config.faiss_fp16,  # float16 storage rounds the vectors
-                      "latency_ms": latency_ms(lambda i: index.search(queries[i:i + 1], depth), len(query_ids))}
-        else:
-            why = ("asked for with --search-mode" if config.search_mode != "auto" else
-                   f"the index, {plan['index_bytes'] / 2**30:.2f} GiB, would not fit in the memory budget of "
-                   f"{plan['budget_bytes'] / 2**30:.2f} GiB")
-            log.warning("%s: searching the embedding shards one block at a time (shard-and-merge): %s", label, why)
-            with timer.phase("search") as phase:
-                hits = search_store(queries, store, corpus.ids, depth, plan["budget_bytes"])
-                phase.count(items=len(query_ids))
-            # one query alone would read every shard again: no per-query latency here
-            search = {"backend": "faiss knn, shard-and-merge on CPU", "exact": True, "latency_ms": None}
-        info = {"folder": str(folder) if config.embedding_cache else None, "key": key, "encoded_items": encoded,
-                "reused_items": len(corpus) - encoded, "as_encoded": as_encoded(store), "plan": plan,
-                "encoded_by_rank": [r[0] for r in ranks], "queries_reused": q.encoded_items == 0,
-                "model_loaded": encoder.loaded}
-    finally:
-        if scratch:
-            shutil.rmtree(scratch, ignore_errors=True)
-    return hits, search, info
-
-
-def _texts_fingerprint(ids: list[str], texts: list[str]) -> str:
-    return hashlib.sha256(json.dumps([ids, texts], ensure_ascii=False).encode()).hexdigest()
 
 
 EXAMPLE_CHARS = 300  # of a top document's text kept in the result, for the report's per-query view

@@ -92,6 +92,11 @@ class Suite:
             entries += [_entry(f"beir:{n}", {}, self, self.path) for n in names]
         return entries
 
+    def entry(self, spec: str, where: str) -> DatasetEntry:
+        """An entry for a spec given outside the suite file (``-d folder:PATH``): the suite's defaults and
+        conventions apply."""
+        return _entry(spec, {}, self, where)
+
 
 def builtin_suites() -> list[str]:
     return sorted(p.name[:-5] for p in (resources.files("llara_bench.harness") / "suites").iterdir() if p.name.endswith(".yaml"))

@@ -15,7 +15,7 @@ BM25_CONTRACT = EncodingContract(query_template="{text}", passage_template="{tit
 
 class BM25Retriever:
     def __init__(self, meta: ModelMeta, k1: float = 1.5, b: float = 0.75, method: str = "lucene",
-                 stopwords: str = "en", stemmer_language: str | None = "english", **_ignored):
+                 stopwords: str = "en", stemmer_language: str | None = "english"):
         import bm25s
         import Stemmer
 

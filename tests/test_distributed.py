@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from llara_bench.harness.runner import RunConfig, run_suite
+from llara_bench.harness.runner import CacheOptions, RunConfig, run_suite
 from llara_bench.harness.suites import load_suite
 
 
@@ -27,7 +27,7 @@ def test_two_process_torchrun_gives_the_same_scores(tmp_path, make_cache_with_se
     (run_dir,) = out.iterdir()  # one run directory: rank 0's, broadcast to rank 1
     single = {r["model"]["name"]: r for r in run_suite(RunConfig(
         suite=load_suite("smoke"), output=tmp_path / "single", models=["minilm", "tiny-llama"],
-        embedding_cache=False)).results}
+        cache=CacheOptions(embedding_cache=False))).results}
     for model in ("minilm", "tiny-llama"):
         distributed = json.loads((run_dir / "results" / model / "smoke.json").read_text())
         emb = distributed["embeddings"]

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import jsonschema
@@ -18,7 +17,7 @@ import pytest
 from llara_bench.harness import results
 
 from llara_bench.harness.embedding_cache import cache_folder, cache_key
-from llara_bench.harness.runner import RunConfig, run_suite
+from llara_bench.harness.runner import CacheOptions, RunConfig, SearchOptions, run_suite
 from llara_bench.harness.search import plan_search
 from llara_bench.harness.suites import load_suite
 
@@ -29,8 +28,9 @@ def cache(tmp_path, monkeypatch):
     return tmp_path / "cache"
 
 
-def _run(tmp_path, **kw):
-    config = RunConfig(suite=load_suite("smoke"), output=tmp_path / "runs", models=["minilm"], **kw)
+def _run(tmp_path, search_mode="auto", **cache):
+    config = RunConfig(suite=load_suite("smoke"), output=tmp_path / "runs", models=["minilm"],
+                       cache=CacheOptions(**cache), search=SearchOptions(search_mode=search_mode))
     (result,) = run_suite(config).results
     return result
 
@@ -142,4 +142,4 @@ def test_bad_search_mode_is_refused_before_running(tmp_path):
     from llara_bench.harness.errors import ConfigError
 
     with pytest.raises(ConfigError, match="auto, in-memory, shard-and-merge"):
-        replace(RunConfig(suite=load_suite("smoke")), search_mode="fast")
+        RunConfig(suite=load_suite("smoke"), search=SearchOptions(search_mode="fast"))

@@ -12,14 +12,14 @@ from typer.testing import CliRunner
 
 from llara_bench.harness import results
 from llara_bench.harness.cli import app
-from llara_bench.harness.runner import RunConfig, run_suite
+from llara_bench.harness.runner import CacheOptions, RunConfig, run_suite
 from llara_bench.harness.suites import load_suite
 
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
-    return run_suite(RunConfig(suite=load_suite("smoke"), output=out, embedding_cache=False))  # timings of a real encode
+    return run_suite(RunConfig(suite=load_suite("smoke"), output=out, cache=CacheOptions(embedding_cache=False)))  # timings of a real encode
 
 
 def test_smoke_writes_valid_results_for_every_pair(smoke_run):

@@ -102,7 +102,7 @@ def write_run(folder: Path, models: tuple[SyntheticModel, ...] = MODELS, dataset
     results.write_json(folder / "run.json", {
         "schema_version": results.SCHEMA_VERSION, "run_id": folder.name, "suite": SUITE, "baseline": baseline,
         "config": {"suite": SUITE}, "plan": [], "results": written, "groups": [],
-        "gates": [asdict(v.expectation) | {"got": v.got, "status": v.status} for v in check(expected, run)]})
+        "gates": [v.to_dict() for v in check(expected, run)]})
     return folder
 
 

@@ -4,7 +4,6 @@ ir_datasets ids, content fingerprints and the real shared collections (skipped w
 from __future__ import annotations
 
 import json
-import os
 import re
 import uuid
 from pathlib import Path

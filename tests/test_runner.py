@@ -149,7 +149,9 @@ def test_atomic_write_leaves_nothing_half_written(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(results.os, "replace", boom)
+    from llara_bench.models import files  # the one atomic writer behind results.write_json
+
+    monkeypatch.setattr(files.os, "replace", boom)
     with pytest.raises(OSError):
         results.write_json(target, {"a": 2})
     assert json.loads(target.read_text()) == {"a": 1}

@@ -132,11 +132,13 @@ def test_llama2_tokenizer_fits_both_decoder_contracts_with_the_pinned_prompt_siz
 def test_real_llama_checkpoint_registers_and_models_shows_its_position_limit(shared_models, tmp_path):
     """stories260K (a real LLaMA, 512 positions): under llara the contract's 532/533 are capped at 512."""
     models_file = tmp_path / "enc.yaml"
-    code, message = _register("stories-llara", str(shared_models / "stories260K-hf"), "--contract", "llara",
+    # (a name of its own: test_decoder_e2e registers "stories-llara" from another file in this process)
+    code, message = _register("stories-registered", str(shared_models / "stories260K-hf"), "--contract", "llara",
                               "--models-file", str(models_file))
     assert code == 0, message
     out = CliRunner().invoke(app, ["models", "--json", "--models-file", str(models_file)])
-    listed = {m["name"]: m for m in json.loads(out.output)}["stories-llara"]
+    assert out.exit_code == 0, out.output
+    listed = {m["name"]: m for m in json.loads(out.output)}["stories-registered"]
     assert (listed["dimension"], listed["max_length"]) == (64, 512)
     assert (listed["query_max_length"], listed["passage_max_length"]) == (512, 512)
     assert (listed["contract"]["query_max_length"], listed["contract"]["passage_max_length"]) == (532, 533)

@@ -51,7 +51,9 @@ DESCRIPTIONS = {
 
 
 # registry-entry arguments that training from ``model`` (+ ``tokenizer``) honours; any other (an adapter, a
-# GGUF file, a revision) would make llara and control start from other weights than the raw rows
+# revision) would make llara and control start from other weights than the raw rows. A GGUF file (``model``
+# ending in .gguf, or the SmolLM2 entries' packaged file) is trained from its dequantised folder, the same
+# weights its raw rows load (adaptation.stages.base_folder, models.loading.resolve_model).
 TRAINABLE_KWARGS = {"model", "tokenizer", "dtype", "batch_size"}
 
 
@@ -102,15 +104,15 @@ def resolve_base(base: str, base_eos: str | None = None) -> BaseModel:
                         for name, contract, label in (("raw", LLARA, "LLaRA"), ("raw-eos", REPLLAMA, "RepLLaMA")))
         return BaseModel(base, str(path), None, raw, raw_eos)
     entry = REGISTRY.get(base)
-    source = entry.kwargs.get("model")
-    if not isinstance(source, str):
+    source = entry.weights()
+    if source is None:
         raise ConfigError(f"--base {base}: its registry entry names no model folder or Hub id to train from "
                           f"(target {entry.target}); give the model's folder as --base instead")
     other = sorted(set(entry.kwargs) - TRAINABLE_KWARGS)
-    if other or source.endswith(".gguf"):
-        raise ConfigError(f"--base {base}: its registry entry loads with {', '.join(other) or 'a GGUF file'}, which "
-                          "training from the model folder or Hub id alone would not reproduce; give a Hugging Face "
-                          "folder of the same weights as --base instead")
+    if other:
+        raise ConfigError(f"--base {base}: its registry entry loads with {', '.join(other)}, which training from "
+                          "the model folder or Hub id alone would not reproduce; give a Hugging Face folder of the "
+                          "same weights as --base instead")
     eos_name = base_eos or f"{base}-eos"
     if eos_name not in REGISTRY:
         raise ConfigError(f"--base {base}: no registry entry {eos_name!r} for the raw-eos row; give one with "

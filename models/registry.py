@@ -58,6 +58,16 @@ class ModelEntry:
         factory = resolve_target(self.target)
         return factory(meta=self.meta, **{**self.kwargs, **overrides})
 
+    def weights(self) -> str | None:
+        """The causal LM this entry loads (a folder, Hub id or .gguf file), for training from it: its ``model``
+        argument, else what its factory declares with a ``weights()`` function (SmolLM2: the installed GGUF
+        file); None when neither says."""
+        model = self.kwargs.get("model")
+        if isinstance(model, str):
+            return model
+        declared = getattr(resolve_target(self.target), "weights", None)
+        return str(declared()) if callable(declared) else None
+
 
 class Registry:
     def __init__(self, entry_point_group: str | None = ENTRY_POINT_GROUP):

@@ -34,3 +34,6 @@ def smollm2_encoder(meta: ModelMeta, **kwargs: Any):
     from llara_bench.models.decoder import DecoderEncoder
 
     return DecoderEncoder(meta, str(smollm2_file()), **kwargs)
+
+
+smollm2_encoder.weights = smollm2_file  # what adaptation trains from (ModelEntry.weights)

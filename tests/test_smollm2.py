@@ -125,3 +125,16 @@ def test_encodes_texts_end_to_end(which, request):
     assert out.n_tokens / seconds > 1, f"{out.n_tokens} tokens in {seconds:.1f}s"
     again = encoder.encode(texts[:1], "passage").vectors[0]
     assert np.abs(again - out.vectors[0]).max() < 1e-4  # alone or in a padded batch
+
+
+@installed
+def test_the_study_trains_from_the_packaged_file_its_raw_rows_load():
+    """`llara-bench study --base smollm2-135m`: llara and control start from the GGUF file the raw rows load
+    (its dequantised folder, as the encoder's), and raw-eos is the -eos entry."""
+    from llara_bench.adaptation.stages import base_folder
+    from llara_bench.adaptation.study import resolve_base
+    from llara_bench.models.loading import resolve_model
+
+    base = resolve_base("smollm2-135m")
+    assert base.source == str(smollm2.smollm2_file()) and base.raw_eos.name == "smollm2-135m-eos"
+    assert base_folder(base.source) == str(resolve_model("smollm2-135m", base.source))

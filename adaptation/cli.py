@@ -8,8 +8,10 @@ from typing import Optional
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import TextColumn
 
+from llara_bench.harness import verbosity
+from llara_bench.harness.progress import Tracker
 from llara_bench.models.errors import LlaraBenchError
 
 console = Console(stderr=True)
@@ -25,18 +27,16 @@ def _settings(steps, batch_size, grad_accum, lr, warmup_ratio, seed, lora, lora_
                          gradient_checkpointing=gradient_checkpointing, save_every=save_every, log_every=log_every)
 
 
+def _losses(row: dict) -> str:
+    return "  ".join(f"{k} {row[k]:.4g}" for k in LOSS_KEYS if k in row)
+
+
 def _train_with_progress(steps: int, description: str, work):
-    """Run ``work(on_log)`` under a rich progress bar that shows the latest logged losses."""
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("{task.fields[losses]}"))
-    with Progress(*columns, console=console) as progress:
-        task = progress.add_task(description, total=steps, losses="")
-
-        def on_log(step: int, row: dict) -> None:
-            losses = "  ".join(f"{k} {row[k]:.4g}" for k in LOSS_KEYS if k in row)
-            progress.update(task, completed=step, losses=losses)
-
-        return work(on_log)
+    """Run ``work(on_log)`` with its progress shown (a bar with the latest losses on a terminal, a log line
+    at most every 10 s otherwise: step, losses, rate, ETA)."""
+    with Tracker(console, (TextColumn("{task.fields[figures]}"),)) as tracker:
+        update = tracker.step(description, steps, "steps")
+        return work(lambda step, row: update(step, _losses(row)))
 
 
 def _fail(exc: Exception) -> None:
@@ -216,12 +216,13 @@ def _shared(option: str, env: str, sub: str) -> Path:
 
 
 def _print_log(stage: str, step: int, row: dict) -> None:
-    losses = "  ".join(f"{k} {row[k]:.4g}" for k in LOSS_KEYS if k in row)
-    console.print(f"[dim]{stage} {step:>5}[/]  {losses}", highlight=False)
+    if verbosity.level() != "quiet":
+        console.print(f"[dim]{stage} {step:>5}[/]  {_losses(row)}", highlight=False)
 
 
 def _print_stage(stage: str, text: str) -> None:
-    console.print(f"[bold]{stage}[/]: {escape(text)}")
+    if verbosity.level() != "quiet":
+        console.print(f"[bold]{stage}[/]: {escape(text)}")
 
 
 def _print_end(table: str, seconds: dict[str, float], report: Path) -> None:

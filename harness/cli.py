@@ -5,17 +5,18 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from llara_bench.harness.errors import ConfigError, LlaraBenchError
 from llara_bench.harness.options import with_options
+from llara_bench.harness.progress import Tracker
 from llara_bench.harness.retrieval import CacheOptions, EncoderOptions, SearchOptions
+from llara_bench.harness.timing import corpus_rates
 
 if TYPE_CHECKING:
     from llara_bench.reports import Options
@@ -91,9 +92,9 @@ def run(
             run_suite(config, on_plan=lambda rows: console.print(plan_table(rows)), plan_only=True, world=place)
             place.close()
             return
-        with _rich_progress() as progress_factory:
-            finished = run_suite(config, progress=progress_factory, on_result=lambda r: console.print(_done_line(r)),
-                                 world=place, on_plan=lambda rows: console.print(plan_table(rows)),
+        with Tracker(console) as tracker:
+            finished = run_suite(config, progress=tracker.counter, on_result=lambda r: console.print(_done_line(r)),
+                                 world=place, on_plan=_print_plan,
                                  on_note=lambda text: err_console.print(f"[yellow]note:[/] {escape(text)}"))
         place.close()
     except LlaraBenchError as exc:
@@ -159,6 +160,17 @@ def _done_line(r: dict) -> str:
         line += (f" [yellow](shard-and-merge search: a {emb['plan']['index_bytes'] / 2**30:.2f} GiB index, "
                  f"budget {emb['plan']['budget_bytes'] / 2**30:.2f} GiB)[/]")
     return line
+
+
+def _print_plan(rows: list[dict]) -> None:
+    """The memory plan, when it says something: a search that is not in memory, or an index of at least
+    1 GiB or a tenth of the budget (always with --verbose; --plan-only prints it whatever it says)."""
+    from llara_bench.harness import verbosity
+
+    worth = any(r["dim"] and (r["mode"] != "in-memory" or r["index_bytes"] >= min(2**30, r["budget_bytes"] / 10))
+                for r in rows)
+    if rows and (worth or verbosity.level() == "verbose"):
+        console.print(plan_table(rows))
 
 
 def plan_table(rows: list[dict]) -> Table:
@@ -254,38 +266,12 @@ def report(
     _write_report(runs, output, options)
 
 
-class _rich_progress:
-    """A rich progress display; each long phase gets a bar that disappears when done."""
-
-    def __enter__(self) -> Callable[[str, int], Callable[[int], None]]:
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True)
-        self.progress.start()
-
-        def factory(description: str, total: int) -> Callable[[int], None]:
-            task = self.progress.add_task(description, total=total)
-            done = 0
-
-            def advance(n: int) -> None:
-                nonlocal done
-                done += n
-                self.progress.advance(task, n)
-                if done >= total:
-                    self.progress.remove_task(task)
-
-            return advance
-
-        return factory
-
-    def __exit__(self, *exc) -> None:
-        self.progress.stop()
-
-
 def comparison_table(results: list[dict], measures: list[str]) -> Table:
     """Rows (dataset, model); the best value per dataset and measure in bold."""
     table = Table(title="llara-bench results", show_lines=False)
-    table.add_column("dataset")
-    table.add_column("model")
+    # names are never cut (tiny-llama and tiny-llara must stay apart): the columns are as wide as the longest
+    table.add_column("dataset", min_width=max((len(r["dataset"]["name"]) for r in results), default=7))
+    table.add_column("model", min_width=max((len(r["model"]["name"]) for r in results), default=5))
     for m in measures:
         table.add_column(m, justify="right")
     table.add_column("docs/s", justify="right")
@@ -298,10 +284,8 @@ def comparison_table(results: list[dict], measures: list[str]) -> Table:
         for i, r in enumerate(rows):
             cells = [f"[bold]{r['metrics'][m]:.4f}[/]" if r["metrics"][m] == best[m] and len(rows) > 1
                      else f"{r['metrics'][m]:.4f}" for m in measures]
-            t = r["timings"]
-            corpus_phase = t.get("encode_corpus") or t.get("index", {})
-            rate = corpus_phase.get("items_per_second")
-            total = sum(p["seconds"] for k, p in t.items() if k != "load")
+            rate = corpus_rates(r)[0]
+            total = sum(p["seconds"] for p in r["timings"].values())  # top-level phases (a load with one dataset)
             table.add_row(name if i == 0 else "", r["model"]["name"], *cells,
                           f"{rate:,.0f}" if rate else "-", f"{total:.1f}")
     return table
@@ -391,6 +375,17 @@ app.command("adapt")(_adaptation_cli.adapt)
 app.command("finetune")(_adaptation_cli.finetune)
 app.command("miniature")(_adaptation_cli.miniature)
 app.command("study")(_adaptation_cli.study)
+
+
+@app.callback()
+def _verbosity(verbose: bool = typer.Option(False, "--verbose", "-v", help="Also show libraries' progress bars "
+                                            "and warnings (silenced by default)."),
+               quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only results and errors.")) -> None:
+    from llara_bench.harness import verbosity
+
+    if verbose and quiet:
+        _fail(ConfigError("--verbose and --quiet contradict each other; give one"))
+    verbosity.configure(verbose=verbose, quiet=quiet)
 
 
 def main() -> None:

@@ -67,6 +67,7 @@ class CorpusEmbeddings:
     reused_items: int = 0  # from shards a previous run finished
     tokens: int = 0  # this run
     padded_tokens: int = 0
+    flops: float = 0.0  # this run, when the encoder counts them
 
 
 def encode_corpus(encoder, texts: list[str], titles: list[str] | None, folder: Path, key: dict, *,
@@ -94,22 +95,25 @@ def encode_corpus(encoder, texts: list[str], titles: list[str] | None, folder: P
         encoded = encoder.encode(texts[rows.start:rows.stop], role, titles=titles and titles[rows.start:rows.stop],
                                  progress=progress)
         stats = {"seconds": time.perf_counter() - start, "items": len(rows), "tokens": encoded.n_tokens,
-                 "padded_tokens": encoded.n_padded_tokens}
+                 "padded_tokens": encoded.n_padded_tokens, "flops": encoded.n_flops}
         # the timing first: a shard file that exists always has its timing beside it
         write_atomic(_stats_path(store, shard), json.dumps(stats).encode())
         store.write_shard(shard, np.asarray(encoded.vectors, dtype=np.float32))
         out.encoded_items += len(rows)
         out.tokens += encoded.n_tokens or 0
         out.padded_tokens += encoded.n_padded_tokens or 0
+        out.flops += encoded.n_flops or 0
     return out
 
 
 def as_encoded(store: EmbeddingStore) -> dict:
-    """seconds, items, tokens and padded tokens summed over every shard, as measured when it was encoded."""
+    """seconds, items, tokens, padded tokens and FLOPs summed over every shard, as measured when it was
+    encoded (shards written before FLOPs were counted, or by an encoder that does not count them, add none)."""
     if not store.complete():
         raise RuntimeError(f"embedding shards {store.missing()} of {store.folder} were not written (did a rank fail?)")
     totals = [json.loads(_stats_path(store, s).read_text()) for s in range(store.layout.n_shards)]
-    return {k: sum(t[k] or 0 for t in totals) for k in ("seconds", "items", "tokens", "padded_tokens")}
+    summed = {k: sum(t.get(k) or 0 for t in totals) for k in ("seconds", "items", "tokens", "padded_tokens", "flops")}
+    return {k: v for k, v in summed.items() if k != "flops" or v}
 
 
 def _stats_path(store: EmbeddingStore, shard: int) -> Path:

@@ -65,6 +65,12 @@ class LazyEncoder:
                 _write_memo(self._memo, encoder.meta)
         return self._encoder
 
+    def take_load_timing(self) -> PhaseTiming | None:
+        """The load's timing the first time it is asked for after the load, then None: a model loaded once is
+        counted once, with the result of the dataset that loaded it."""
+        timing, self.load_timing = self.load_timing, None
+        return timing
+
     def encode(self, *args: Any, **kwargs: Any):
         return self.get().encode(*args, **kwargs)
 

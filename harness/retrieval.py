@@ -29,6 +29,7 @@ from llara_bench.harness.search import (SEARCH_MODES, Hits, gpu_free_bytes, inde
                                         search_backend, search_index, search_store)
 from llara_bench.harness.timing import PhaseTimer
 from llara_bench.models import ModelEntry
+from llara_bench.models.compute import peak_for
 from llara_bench.models.registry import resolve_target
 
 log = logging.getLogger("llara_bench")
@@ -210,13 +211,14 @@ class DenseRetriever:
         self.close()
         if not self.cache.embedding_cache:
             self._scratch = Path(tempfile.mkdtemp(prefix="llara-bench-emb-"))
+        key, folder = self._locate(dataset.corpus_fingerprint(), "passage")  # loads the model if need be
         with pair.timer.phase("encode_corpus") as phase:
-            key, folder, mine = self._embed(corpus.texts, corpus.titles, dataset.corpus_fingerprint(), "passage",
-                                            pair.progress(f"{pair.label}: encode corpus", len(corpus)),
-                                            self.world.owns)
+            mine = encode_corpus(self.encoder, corpus.texts, corpus.titles, folder, key,
+                                 rows_per_shard=self.cache.shard_rows, owns=self.world.owns,
+                                 progress=pair.progress(f"{pair.label}: encode corpus", len(corpus)))
             self.world.barrier()  # every rank's shards are written
-            ranks = self.world.gather((mine.encoded_items, mine.tokens, mine.padded_tokens))
-            phase.count(*(sum(r[i] for r in ranks) for i in range(3)))
+            ranks = self.world.gather((mine.encoded_items, mine.tokens, mine.padded_tokens, mine.flops))
+            phase.count(*(sum(r[i] for r in ranks) for i in range(4)))
         self._indexed = _Indexed(list(corpus.ids), mine.store, key, folder, [r[0] for r in ranks])
         return self.world.leader
 
@@ -224,11 +226,13 @@ class DenseRetriever:
         if self._indexed is None:
             raise RuntimeError("search before index")
         doc_ids, store, timer = self._indexed.ids, self._indexed.store, pair.timer
+        key, folder = self._locate(_texts_fingerprint(query_ids, query_texts), "query")
         with timer.phase("encode_queries") as phase:
-            _, _, q = self._embed(query_texts, None, _texts_fingerprint(query_ids, query_texts), "query",
-                                  pair.progress(f"{pair.label}: encode queries", len(query_ids)), lambda shard: True)
+            q = encode_corpus(self.encoder, query_texts, None, folder, key, role="query",
+                              rows_per_shard=self.cache.shard_rows,
+                              progress=pair.progress(f"{pair.label}: encode queries", len(query_ids)))
             queries = q.store.load()
-            phase.count(items=q.encoded_items, tokens=q.tokens, padded_tokens=q.padded_tokens)
+            phase.count(items=q.encoded_items, tokens=q.tokens, padded_tokens=q.padded_tokens, flops=q.flops)
         plan = self.options.plan(len(doc_ids), store.layout.dim, len(query_ids), depth, device=self.device,
                                  block_rows=store.layout.rows_per_shard)
         fp16, shard = self.options.faiss_fp16, self.options.gpu_shard
@@ -260,7 +264,26 @@ class DenseRetriever:
                 "key": self._indexed.key, "encoded_items": encoded, "reused_items": len(doc_ids) - encoded,
                 "as_encoded": as_encoded(store), "plan": plan, "encoded_by_rank": self._indexed.encoded_by_rank,
                 "queries_reused": q.encoded_items == 0, "model_loaded": self.encoder.loaded}
+        compute = self._utilisation(timer)
+        if compute:
+            info["compute"] = compute
         return Retrieved(hits, search, info)
+
+    def _utilisation(self, timer: PhaseTimer) -> dict | None:
+        """MFU of the encoding phases that counted FLOPs: each phase's FLOP/s against the peak of the encoder's
+        device at its dtype (models.compute.peak_for), recorded beside them. Corpus encoding under torchrun
+        ran on every rank's device at once: its peak is one device's times the ranks; queries ran on rank 0."""
+        devices = {"encode_corpus": self.world.size, "encode_queries": 1}
+        counted = {p: timer.phases[p] for p in devices if p in timer.phases and timer.phases[p].flops_per_second}
+        if not counted or not self.encoder.loaded:  # (an encoder that counts FLOPs has encoded: it is loaded)
+            return None
+        encoder = self.encoder.get()
+        device = str(getattr(encoder, "device", "cpu"))
+        dtype = encoder.meta.contract.dtype if encoder.meta.contract else "float32"
+        peak = peak_for(device, dtype)
+        for name, phase in counted.items():
+            phase.mfu = phase.flops_per_second / (peak.flops_per_second * devices[name])
+        return {"device": device, "dtype": dtype, "devices": self.world.size, **peak.to_dict()}
 
     def close(self) -> None:
         self._indexed = None
@@ -268,10 +291,11 @@ class DenseRetriever:
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None
 
-    def _embed(self, texts: list[str], titles: list[str] | None, fingerprint: str, role: str, progress, owns):
-        """The embeddings of ``texts`` for ``role`` through the cache (in the scratch folder when it is off):
-        (key, folder, CorpusEmbeddings). The model is loaded only when some shard is missing; the key is then
-        recomputed from its metadata as loaded, so nothing is encoded under a memo's key."""
+    def _locate(self, fingerprint: str, role: str) -> tuple[dict, Path]:
+        """The cache key and folder of these texts' embeddings for ``role`` (the scratch folder when the cache is
+        off). The model is loaded (its own "load" phase, never inside an encoding phase) only when some shard
+        is missing; the key is then recomputed from its metadata as loaded, so nothing is encoded under a
+        memo's key."""
         encoder = self.encoder
 
         def locate() -> tuple[dict, Path]:
@@ -282,8 +306,7 @@ class DenseRetriever:
         if not encoder.loaded and not finished(folder, key):
             encoder.get()
             key, folder = locate()
-        return key, folder, encode_corpus(encoder, texts, titles, folder, key, role=role,
-                                          rows_per_shard=self.cache.shard_rows, progress=progress, owns=owns)
+        return key, folder
 
 
 def _texts_fingerprint(ids: list[str], texts: list[str]) -> str:

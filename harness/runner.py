@@ -262,8 +262,9 @@ def evaluate_pair(retriever: Retriever, dataset: Dataset, entry: DatasetEntry, c
         found = retriever.search(query_ids, [split.queries[q] for q in query_ids], _depth(config, entry), pair)
     finally:
         retriever.close()
-    if encoder.load_timing:  # (the same load is recorded with each dataset of the model)
-        timer.phases = {"load": encoder.load_timing, **timer.phases}
+    load = encoder.take_load_timing()  # with the dataset whose encoding loaded the model only: counted once
+    if load:
+        timer.phases = {"load": load, **timer.phases}
     ranked = found.hits.to_run(query_ids, k=top_k, drop_self_hits=entry.drop_self_hits)
     with timer.phase("evaluate") as phase:
         qrels = relevance_for_metrics(split.qrels, entry.relevance_map)

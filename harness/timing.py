@@ -1,4 +1,5 @@
-"""Per-phase timing: wall seconds, items/s, tokens/s, peak resident memory (and peak GPU memory)."""
+"""Per-phase timing: wall seconds, items/s, tokens/s, FLOP/s (and MFU, set by the caller that knows the peak), peak
+resident memory (and peak GPU memory)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ class PhaseTiming:
     tokens: int | None = None
     tokens_per_second: float | None = None
     padded_tokens: int | None = None
+    flops: float | None = None  # forward FLOPs on the real tokens (models.compute)
+    flops_per_second: float | None = None
+    mfu: float | None = None  # flops_per_second ÷ the peak of the devices that ran it (embeddings.compute)
     peak_rss_bytes: int | None = None
     peak_gpu_bytes: int | None = None
 
@@ -59,9 +63,11 @@ class Phase:
         self.items: int | None = None
         self.tokens: int | None = None
         self.padded_tokens: int | None = None
+        self.flops: float | None = None
 
-    def count(self, items: int | None = None, tokens: int | None = None, padded_tokens: int | None = None) -> None:
-        self.items, self.tokens, self.padded_tokens = items, tokens, padded_tokens
+    def count(self, items: int | None = None, tokens: int | None = None, padded_tokens: int | None = None,
+              flops: float | None = None) -> None:
+        self.items, self.tokens, self.padded_tokens, self.flops = items, tokens, padded_tokens, flops or None
 
 
 class PhaseTimer:
@@ -81,7 +87,8 @@ class PhaseTimer:
         rate = (lambda n: n / seconds if n is not None and seconds > 0 else None)
         self.phases[name] = PhaseTiming(
             seconds=seconds, items=handle.items, items_per_second=rate(handle.items), tokens=handle.tokens,
-            tokens_per_second=rate(handle.tokens), padded_tokens=handle.padded_tokens,
+            tokens_per_second=rate(handle.tokens), padded_tokens=handle.padded_tokens, flops=handle.flops,
+            flops_per_second=rate(handle.flops),
             peak_rss_bytes=rss.peak, peak_gpu_bytes=cuda.max_memory_allocated() if cuda else None)
 
     def to_dict(self) -> dict[str, dict]:
@@ -96,3 +103,16 @@ def _cuda():
     if torch is not None and torch.cuda.is_available():
         return torch.cuda
     return None
+
+
+def corpus_rates(result: dict) -> tuple[float | None, float | None]:
+    """A result's corpus docs/s and tokens/s: of this run's encoding (or indexing); when every embedding came
+    from the cache, of the encoding that made them (``embeddings.as_encoded``). The CLI, the report's tables
+    and charts and the exports all take them from here."""
+    phase = result["timings"].get("encode_corpus") or result["timings"].get("index") or {}
+    if phase.get("items"):
+        return phase.get("items_per_second"), phase.get("tokens_per_second")
+    original = (result.get("embeddings") or {}).get("as_encoded") or {}
+    if original.get("items") and original.get("seconds"):
+        return original["items"] / original["seconds"], (original.get("tokens") or 0) / original["seconds"] or None
+    return None, None

@@ -124,6 +124,7 @@ class EncodeOutput:
     vectors: np.ndarray  # (n, dim) float32, rows in input order
     n_tokens: int | None = None  # real (non-padding) tokens fed to the model
     n_padded_tokens: int | None = None  # tokens including padding
+    n_flops: float | None = None  # forward FLOPs on the real tokens, when the encoder can count them (models.compute)
 
 
 @runtime_checkable

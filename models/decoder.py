@@ -19,6 +19,7 @@ import numpy as np
 
 from llara_bench.models.base import EncodeOutput, EncodingContract, ModelMeta, Progress, Role
 from llara_bench.models.batching import Batching, default_token_budget, encode_in_batches
+from llara_bench.models.compute import flops_counter
 from llara_bench.models.contracts import fit_contract
 from llara_bench.models.errors import ConfigError
 from llara_bench.models.gguf import provenance as gguf_provenance
@@ -178,6 +179,7 @@ class DecoderEncoder:
         if adapter:
             resolved |= self._merge_adapter(meta.name, adapter, adapter_revision, allow_pickle)
         self.model.to(self.device).eval()
+        self._flops = flops_counter(self.model)
 
         limit = getattr(self.model.config, "max_position_embeddings", None)
         capped = {f"{role}_max_length": limit for role in ("query", "passage")
@@ -225,6 +227,8 @@ class DecoderEncoder:
             return (self.forward(batch).cpu().numpy(), sum(len(b) for b in batch),
                     len(batch) * max(len(b) for b in batch))
 
-        return encode_in_batches([len(ids) for ids in inputs], embed, self.model.config.hidden_size,
-                                 progress=progress, batching=self.batching, token_budget=self.token_budget,
-                                 batch_size=self.batch_size)
+        out = encode_in_batches([len(ids) for ids in inputs], embed, self.model.config.hidden_size,
+                                progress=progress, batching=self.batching, token_budget=self.token_budget,
+                                batch_size=self.batch_size)
+        out.n_flops = sum(self._flops(len(ids)) for ids in inputs)
+        return out

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from llara_bench.models.cache import cache_root, cached_build
 from llara_bench.models.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 MANIFEST = "gguf.json"
 INSTALL_HINT = "pip install 'llara-bench[smollm2]' (the gguf package)"
@@ -59,6 +62,8 @@ def dequantised_folder(entry: str, path: Path) -> Path:
     """The cached plain transformers folder of the GGUF file ``path``, dequantised first if absent."""
     sha256 = file_sha256(path)
     folder = cache_root() / "gguf" / f"{path.stem}-{sha256[:16]}"
+    if not folder.is_dir():
+        log.info("%s: dequantising %s to float32, once (cached in %s)", entry, path.name, folder)
     return cached_build(folder, lambda out: dequantise(entry, path, sha256, out))
 
 

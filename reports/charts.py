@@ -47,9 +47,10 @@ def marker_sizes(report: Report) -> dict[str, float]:
             else UNKNOWN_MARKER for m in report.models}
 
 
-def quality_vs_throughput(report: Report) -> str:
-    """One marker per model: its score against its corpus docs/s, for the mean over the datasets (when there
-    are several; models run on all of them) and for each dataset, chosen from a drop-down."""
+def quality_vs_cost(report: Report) -> str:
+    """One marker per model: its score against what encoding (or indexing) 1M corpus documents costs in
+    device-seconds at its measured rate, for the mean over the datasets (when there are several; models run on
+    all of them) and for each dataset, chosen from a drop-down."""
     sizes = marker_sizes(report)
     views: list[str | None] = ([None] if len(report.datasets) > 1 else []) + list(report.datasets)
     fig = go.Figure()
@@ -57,9 +58,9 @@ def quality_vs_throughput(report: Report) -> str:
     for v, dataset in enumerate(views):
         for i, model in enumerate(report.models):
             if dataset is None:
-                x, y = report.mean_docs_per_second(model), report.mean(model)
+                x, y = report.mean_cost_per_million(model), report.mean(model)
             else:
-                x, y = report.docs_per_second(model, dataset), report.value(model, dataset)
+                x, y = report.cost_per_million(model, dataset), report.value(model, dataset)
             if x is None or y is None:
                 continue
             params = report.n_parameters(model)
@@ -70,22 +71,25 @@ def quality_vs_throughput(report: Report) -> str:
                 marker=dict(size=sizes[model], color=PALETTE[i % len(PALETTE)], opacity=0.75,
                             symbol="circle" if params else "diamond", line=dict(width=1, color="#333")),
                 hovertemplate=(f"<b>{_t(model)}</b> {where}<br>{_t(report.metric)} %{{y:.4f}}<br>"
-                               f"%{{x:,.1f}} docs/s<br>{f'{params:,} parameters' if params else 'size unknown'}"
+                               f"%{{x:,.0f}} device-s per 1M documents<br>"
+                               f"{f'{params:,} parameters' if params else 'size unknown'}"
                                "<extra></extra>")))
             owners.append(v)
 
     def label(dataset):
         return "mean over the datasets" if dataset is None else _t(dataset)
 
-    layout = _layout(f"Quality vs throughput: {label(views[0])} (marker size grows with the parameter count; "
-                     "◆ size unknown)", height=460, xaxis=dict(title="corpus documents per second (log)", type="log"),
+    layout = _layout(f"Quality vs cost: {label(views[0])} (marker size grows with the parameter count; "
+                     "◆ size unknown)", height=460,
+                     xaxis=dict(title="device-seconds to encode 1M corpus documents (log; left is cheaper)",
+                                type="log"),
                      yaxis=dict(title=_t(report.metric)))
     if len(views) > 1:
         layout["updatemenus"] = [dict(
             type="dropdown", x=1, xanchor="right", y=1.0, yanchor="bottom", showactive=True,
             buttons=[dict(label=label(d), method="update",
                           args=[{"visible": [o == v for o in owners]},
-                                {"title.text": f"Quality vs throughput: {label(d)}"}]) for v, d in enumerate(views)])]
+                                {"title.text": f"Quality vs cost: {label(d)}"}]) for v, d in enumerate(views)])]
         layout["legend"]["x"] = 0
     fig.update_layout(**layout)
     return pio.to_json(fig, validate=False)

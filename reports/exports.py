@@ -55,11 +55,13 @@ def render_markdown(report: Report) -> str:
         lines.append(_row([_md(d), _md(m), number(c.mean), number(c.baseline_mean), number(c.delta, "+.4f"),
                            f"[{number(c.ci_low, '+.4f')}, {number(c.ci_high, '+.4f')}]", pvalue(c.p_value),
                            pvalue(c.p_adjusted), f"{c.wins}/{c.ties}/{c.losses}", str(c.n)]))
-    lines += ["", "## Throughput", "", _row(["model", "dataset", "docs/s", "tokens/s", "total s"]),
-              _row(["---", "---", "---:", "---:", "---:"])]
+    lines += ["", "## Throughput", "",
+              _row(["model", "dataset", "docs/s", "tokens/s", "MFU", "device-s / 1M docs", "total s"]),
+              _row(["---", "---", "---:", "---:", "---:", "---:", "---:"])]
     for row in report.timing_rows():
         lines.append(_row([_md(row.model), _md(row.dataset), number(row.docs_per_second, ",.1f"),
-                           number(row.tokens_per_second, ",.0f"), number(sum(row.seconds.values()), ".2f")]))
+                           number(row.tokens_per_second, ",.0f"), number(row.mfu, ".1%"),
+                           number(row.cost_per_million, ",.0f"), number(sum(row.seconds.values()), ".2f")]))
     if report.gates:
         lines += ["", "## Expected scores", "",
                   "OK: equal at four decimals; OKish: within the tolerance; FAIL: outside it; not comparable: "
@@ -83,7 +85,8 @@ def _ordered_comparisons(report: Report):
 
 CSV_FIELDS = ["dataset", "model", "metric", "value", "is_best", "baseline", "baseline_value", "delta", "ci_low",
               "ci_high", "p_value", "p_adjusted", "significant", "wins", "ties", "losses", "n_queries",
-              "docs_per_second", "tokens_per_second", "total_seconds", "n_parameters", "run_id",
+              "docs_per_second", "tokens_per_second", "mfu", "device_seconds_per_million_docs", "total_seconds",
+              "n_parameters", "run_id",
               "dataset_fingerprint"]
 
 
@@ -112,7 +115,8 @@ def render_csv(report: Report) -> str:
             "p_adjusted": c and c.p_adjusted, "significant": c.significant(report.options.alpha) if c else None,
             "wins": c and c.wins, "ties": c and c.ties, "losses": c and c.losses,
             "n_queries": result["dataset"]["n_queries"], "docs_per_second": timing.docs_per_second,
-            "tokens_per_second": timing.tokens_per_second, "total_seconds": sum(timing.seconds.values()),
+            "tokens_per_second": timing.tokens_per_second, "mfu": timing.mfu,
+            "device_seconds_per_million_docs": timing.cost_per_million, "total_seconds": sum(timing.seconds.values()),
             "n_parameters": result["model"].get("n_parameters"), "run_id": result["run_id"],
             "dataset_fingerprint": result["dataset"]["fingerprint"]}
         writer.writerow([_cell(record[f]) for f in CSV_FIELDS] + [_cell(result["metrics"].get(k)) for k in measures])

@@ -38,7 +38,7 @@ def render_html(report: Report) -> str:
         rate={m: report.mean_docs_per_second(m) for m in report.models}, measures=report.measures(),
         phases=report.phases(), timing_rows=report.timing_rows(), test_name=report.test_description,
         correction_name=report.options.correction.capitalize(),
-        figures={"fig-quality": charts.quality_vs_throughput(report), "fig-phases": charts.phase_breakdown(report)},
+        figures={"fig-quality": charts.quality_vs_cost(report), "fig-phases": charts.phase_breakdown(report)},
         css=_asset("report.css"), report_js=_asset("report.js"), plotly_js=get_plotlyjs(), version=_version())
 
 

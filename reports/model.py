@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from llara_bench.harness.errors import ConfigError, UnknownNameError
-from llara_bench.harness.timing import PHASES
+from llara_bench.harness.timing import PHASES, corpus_rates
 from llara_bench.reports.collect import Collected
 from llara_bench.reports.stats import CORRECTIONS, DEFAULT_RESAMPLES, TESTS, Comparison, compare
 
@@ -62,6 +62,8 @@ class TimingRow:
     docs_per_second: float | None  # corpus encoding (dense) or indexing (lexical)
     tokens_per_second: float | None
     padding: float | None  # share of the encoded tokens that were padding
+    mfu: float | None  # corpus encoding's FLOP/s ÷ the device's peak (decoder encoders; models.compute)
+    cost_per_million: float | None  # device-seconds to encode 1M corpus documents at docs_per_second
     query_ms: float | None  # query encoding and search, per query
     search_qps: float | None  # batched search
     search_p50_ms: float | None  # one query searched alone (sampled)
@@ -140,12 +142,26 @@ class Report:
     # -- cost ---------------------------------------------------------------------------------
     def docs_per_second(self, model: str, dataset: str) -> float | None:
         r = self.results.get((model, dataset))
-        return None if r is None else _corpus_rates(r)[0]
+        return None if r is None else corpus_rates(r)[0]
 
     def mean_docs_per_second(self, model: str) -> float | None:
         """Mean corpus docs/s over the datasets the model was run on."""
         rates = [r for d in self.datasets if (r := self.docs_per_second(model, d))]
         return sum(rates) / len(rates) if rates else None
+
+    def cost_per_million(self, model: str, dataset: str) -> float | None:
+        """Device-seconds to encode (or index) 1M corpus documents at the measured rate: wall seconds per
+        document × the devices that worked at once (the torchrun ranks that encoded, else one) × 10⁶."""
+        r = self.results.get((model, dataset))
+        rate = None if r is None else corpus_rates(r)[0]
+        if not rate:
+            return None
+        devices = len((r.get("embeddings") or {}).get("encoded_by_rank") or [0])
+        return devices * 1e6 / rate
+
+    def mean_cost_per_million(self, model: str) -> float | None:
+        costs = [c for d in self.datasets if (c := self.cost_per_million(model, d))]
+        return sum(costs) / len(costs) if costs else None
 
     def phase_seconds(self, model: str, dataset: str) -> dict[str, float]:
         timings = self.results[(model, dataset)]["timings"]
@@ -171,7 +187,7 @@ class Report:
         rows = []
         for m, d, r in self.pairs():
             t = r["timings"]
-            docs_per_second, tokens_per_second = _corpus_rates(r)
+            docs_per_second, tokens_per_second = corpus_rates(r)
             encoded = [t[p] for p in ("encode_corpus", "encode_queries") if p in t]
             tokens = sum(p.get("tokens") or 0 for p in encoded)
             padded = sum(p.get("padded_tokens") or 0 for p in encoded)
@@ -183,6 +199,7 @@ class Report:
                 model=m, dataset=d, seconds=self.phase_seconds(m, d), docs_per_second=docs_per_second,
                 tokens_per_second=tokens_per_second,
                 padding=(padded - tokens) / padded if padded else None,
+                mfu=(t.get("encode_corpus") or {}).get("mfu"), cost_per_million=self.cost_per_million(m, d),
                 query_ms=1000 * query_seconds / n_queries if n_queries else None,
                 search_qps=r["search"].get("qps"), search_p50_ms=latency.get("p50"), search_p99_ms=latency.get("p99"),
                 peak_rss=max(p["peak_rss_bytes"] for p in t.values()), peak_gpu=max(gpu) if gpu else None))
@@ -222,18 +239,6 @@ def _top_document(result: dict, query_id: str) -> dict | None:
     if doc_id is None:
         return None
     return {"id": doc_id, **examples.get("documents", {}).get(doc_id, {"title": "", "text": ""})}
-
-
-def _corpus_rates(result: dict) -> tuple[float | None, float | None]:
-    """Corpus docs/s and tokens/s: of this run's encoding (or indexing); when every embedding came from the
-    cache, of the encoding that made them (``embeddings.as_encoded``)."""
-    phase = result["timings"].get("encode_corpus") or result["timings"].get("index") or {}
-    if phase.get("items"):
-        return phase.get("items_per_second"), phase.get("tokens_per_second")
-    original = (result.get("embeddings") or {}).get("as_encoded") or {}
-    if original.get("items") and original.get("seconds"):
-        return original["items"] / original["seconds"], (original.get("tokens") or 0) / original["seconds"] or None
-    return None, None
 
 
 def _phase_order(timings: dict) -> list[str]:

@@ -9,7 +9,7 @@ tests know which model is best, which beats the baseline significantly and which
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np

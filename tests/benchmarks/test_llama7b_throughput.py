@@ -6,34 +6,24 @@ On a GPU: the real LLaMA-2-7B shape (4096 hidden, 32 layers, 11008 MLP, 32,000 v
 activations). Without a GPU it is skipped under `tox -e bench`; in plain test runs it runs a tiny shape
 on the CPU once, as a check of the code path (no MFU: there is no meaningful CPU peak to divide by).
 
-MFU = achieved FLOP/s ÷ the GPU's dense bf16 peak, with forward FLOPs per token = 2 × parameters
-(without the embedding table) + 4 × layers × hidden × sequence length (attention scores and values);
-the peak comes from LLARA_BENCH_PEAK_TFLOPS, else from the table below by device name.
+MFU = achieved FLOP/s ÷ the GPU's dense bf16 peak, with the forward FLOPs of ``models.compute`` (2 ×
+parameters without the embedding table + 4 × layers × hidden × sequence length, per token); the peak is
+``models.compute.peak_for``'s (LLARA_BENCH_PEAK_TFLOPS, else the datasheet table by device name).
 """
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
 import torch
 
+from llara_bench.models.compute import flops_counter, peak_for
+
 LLAMA2_7B = dict(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
                  num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=4096)
 TINY = dict(vocab_size=32000, hidden_size=64, intermediate_size=172, num_hidden_layers=2, num_attention_heads=4,
             num_key_value_heads=4, max_position_embeddings=512)
-PEAK_BF16_TFLOPS = {"H100 80GB HBM3": 989.4, "H100 PCIe": 756.0, "H200": 989.4, "A100": 312.0, "L40S": 362.0}
-
-
-def forward_flops_per_token(config: dict, seq_len: int, n_params_without_embeddings: int) -> float:
-    return 2 * n_params_without_embeddings + 4 * config["num_hidden_layers"] * config["hidden_size"] * seq_len
-
-
-def peak_flops(device_name: str) -> float | None:
-    if os.environ.get("LLARA_BENCH_PEAK_TFLOPS"):
-        return float(os.environ["LLARA_BENCH_PEAK_TFLOPS"]) * 1e12
-    return next((tf * 1e12 for name, tf in PEAK_BF16_TFLOPS.items() if name in device_name), None)
 
 
 @pytest.fixture(scope="module")
@@ -64,15 +54,15 @@ def test_llama_forward(benchmark, setup, dtype):
             torch.cuda.synchronize()
         return out
 
+    count = flops_counter(model)
     forward()  # warm-up (kernels, allocator)
     start = time.perf_counter()
     out = benchmark.pedantic(forward, rounds=5 if device == "cuda" else 1, iterations=1, warmup_rounds=0)
     seconds = benchmark.stats.stats.mean if benchmark.stats else time.perf_counter() - start  # disabled: one call
     assert out.shape == (batch, config["hidden_size"]) and torch.isfinite(out.float()).all()
-    n_params = sum(p.numel() for p in model.parameters()) - model.embed_tokens.weight.numel()
     tokens_per_second = batch * seq_len / seconds
-    flops = forward_flops_per_token(config, seq_len, n_params) * tokens_per_second
-    peak = peak_flops(torch.cuda.get_device_name()) if device == "cuda" and dtype == "bfloat16" else None
+    flops = batch * count(seq_len) / seconds
+    peak = peak_for(device, dtype).flops_per_second if device == "cuda" and dtype == "bfloat16" else None
     benchmark.extra_info.update({
         "comparison": f"LLaMA forward, {'LLaMA-2-7B' if config is LLAMA2_7B else 'tiny'} shape, "
                       f"{batch} x {seq_len} tokens, {device}", "baseline": dtype == "float32",

@@ -1,9 +1,13 @@
 """`tiny-llara`: the embedded `tiny-llama` adapted with LLaRA (EBAE + EBAR, the released code's mode) on the
 embedded smoke corpus, so that the first report a user sees sets the baseline beside its LLaRA variant.
 
-It is built at first use (a few seconds on 2 cores) with `adaptation.stages.adapt` and cached beside
-tiny-llama, under a key of everything that determines it: tiny-llama's own build key, the corpus, the
-settings and the library versions. It is registered through the ``llara_bench.encoders`` entry point
+Its weights ship with the package (``adaptation/data/tiny-llara``, 2 MB), built by this module with
+`adaptation.stages.adapt`: ``python -m llara_bench.adaptation.smoke`` rebuilds them from tiny-llama (600
+seeded steps, about 30 s on 2 cores). They are shipped, not built at first use, so that the smoke gates give
+the same verdict on every CPU (600 steps of float sums round differently from one instruction set to another:
+a first-use build scored 0.1495 nDCG@10 on one machine against 0.1611 on another) and the first run is fast.
+The folder's BUILD.json records the recipe it was built from (`recipe()`); a test fails when the recipe
+changes and the weights are not rebuilt. It is registered through the ``llara_bench.encoders`` entry point
 (pyproject.toml), as any plug-in variant would be: `models` does not depend on `adaptation`.
 """
 
@@ -11,14 +15,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from llara_bench.adaptation.train import TrainSettings
 from llara_bench.models.base import ModelMeta
-from llara_bench.models.cache import cache_root, cached_build
 from llara_bench.models.contracts import LLARA
+from llara_bench.models.errors import ConfigError
 from llara_bench.models.registry import ModelEntry, Registry, decoder_meta
 
 BUILD_VERSION = 1
@@ -31,30 +36,68 @@ ADAPT: dict[str, Any] = dict(mode="released", chunk_words=24, short_docs="halve"
                              next_token_weight=0.0)
 
 
-def build_key() -> str:
-    from llara_bench.models.tiny_llama import build_key as base_key
+PACKAGED = Path(__file__).resolve().parent / "data" / "tiny-llara"
 
-    blob = json.dumps({"version": BUILD_VERSION, "base": base_key(), "settings": asdict(SETTINGS), "adapt": ADAPT},
-                      sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+def recipe() -> dict[str, Any]:
+    """What the shipped weights are built from: tiny-llama's recipe (config, seed, vocabulary, corpus) and the
+    adaptation's settings; the library versions that built them are recorded beside it, not part of it."""
+    from llara_bench.models import tiny_llama
+
+    corpus = hashlib.sha256("\n".join(text for _, text in tiny_llama.corpus_docs()).encode()).hexdigest()
+    return {"version": BUILD_VERSION, "base": {"version": tiny_llama.BUILD_VERSION, "seed": tiny_llama.SEED,
+                                               "vocab": tiny_llama.VOCAB_SIZE, "config": tiny_llama.CONFIG,
+                                               "corpus": corpus},
+            "settings": asdict(SETTINGS), "adapt": ADAPT}
 
 
 def tiny_llara_path() -> Path:
-    """The cached adapted folder, adapted first if absent."""
-    return cached_build(cache_root() / "models" / f"tiny-llara-{build_key()}", build)
+    """The shipped folder."""
+    if not (PACKAGED / "model.safetensors").is_file():
+        raise ConfigError(f"tiny-llara's weights are missing from {PACKAGED}; reinstall llara-bench, or rebuild "
+                          "them with: python -m llara_bench.adaptation.smoke")
+    return PACKAGED
 
 
 def build(folder: Path) -> None:
-    """Adapt tiny-llama into the (empty) ``folder``; a failed build leaves no checkpoint behind."""
+    """Adapt tiny-llama into the (empty) ``folder`` and record how; a failed build leaves no checkpoint behind."""
     import shutil
 
     from llara_bench.adaptation.stages import adapt, workdir_for
-    from llara_bench.models.tiny_llama import corpus_docs, tiny_llama_path
+    from llara_bench.harness.provenance import library_versions
+    from llara_bench.models.tiny_llama import build_key, corpus_docs, tiny_llama_path
 
     try:
         adapt(str(tiny_llama_path()), corpus_docs(), folder, SETTINGS, **ADAPT)
     finally:
         shutil.rmtree(workdir_for(folder), ignore_errors=True)
+    libraries = library_versions()
+    (folder / "BUILD.json").write_text(json.dumps({
+        "built_by": "python -m llara_bench.adaptation.smoke", "recipe": recipe(), "tiny_llama_key": build_key(),
+        "libraries": {k: libraries.get(k) for k in ("torch", "transformers", "tokenizers", "accelerate")}},
+        indent=1) + "\n")
+
+
+def main(argv: list[str]) -> int:
+    """Rebuild the shipped weights in place (into a scratch folder first, then swapped in whole)."""
+    from llara_bench.models.files import move_into_place, scratch_beside
+
+    if argv:
+        print("usage: python -m llara_bench.adaptation.smoke  (rebuilds adaptation/data/tiny-llara)", file=sys.stderr)
+        return 2
+    from llara_bench.models.tiny_llama import build_key
+
+    PACKAGED.parent.mkdir(parents=True, exist_ok=True)
+    with scratch_beside(PACKAGED) as scratch:
+        build(scratch)
+        (scratch / "generation_config.json").unlink(missing_ok=True)  # not needed to encode
+        manifest_file = scratch / "llara-bench.json"  # its base was a folder of this machine's cache
+        manifest = json.loads(manifest_file.read_text())
+        manifest["base"] = manifest["tokenizer"] = f"tiny-llama (build {build_key()})"
+        manifest_file.write_text(json.dumps(manifest, indent=1) + "\n")
+        move_into_place(scratch, PACKAGED, existing="replace")
+    print(f"rebuilt {PACKAGED}")
+    return 0
 
 
 def tiny_llara_encoder(meta: ModelMeta, **kwargs: Any):
@@ -66,8 +109,13 @@ def tiny_llara_encoder(meta: ModelMeta, **kwargs: Any):
 def register(registry: Registry) -> None:
     """The ``llara_bench.encoders`` entry point: adds `tiny-llara`."""
     registry.add_entry(ModelEntry("tiny-llara", "llara_bench.adaptation.smoke:tiny_llara_encoder", decoder_meta(
-        "tiny-llara", "built by llara-bench (adaptation/smoke.py)", replace(LLARA, dtype="float32"), trained=True,
+        "tiny-llara", "shipped with llara-bench (adaptation/data/tiny-llara; python -m llara_bench.adaptation.smoke)",
+        replace(LLARA, dtype="float32"), trained=True,
         dimension=64, max_length=1024,
         description=f"tiny-llama adapted with LLaRA (EBAE + EBAR bag-of-words losses, 8 tokens per head, "
-                    f"{SETTINGS.steps} steps) on the smoke corpus, built at first use"),
+                    f"{SETTINGS.steps} steps) on the smoke corpus; weights shipped with the package"),
         origin="entry-point:llara-bench (adaptation.smoke)"))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

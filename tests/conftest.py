@@ -39,8 +39,7 @@ def _isolated_cache_and_models_file(tmp_path_factory):
 
 def cache_with_session_models(folder: Path) -> Path:
     """An empty LLARA_BENCH_CACHE whose models/ is the session's: a test that needs a cold embedding cache
-    still finds tiny-llama and tiny-llara built (tiny-llara's adaptation is the smoke suite's costliest step),
-    and what it builds first is there for the rest of the session."""
+    still finds tiny-llama built, and what it builds first is there for the rest of the session."""
     from llara_bench.models.cache import cache_root
 
     shared = cache_root() / "models"

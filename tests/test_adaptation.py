@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -355,3 +356,16 @@ def test_the_miniature_reproduction_runs_every_stage_and_tests_llara_against_the
     assert again.exit_code == 0 and again.output.count("reusing") == 4, again.output
     other = CliRunner().invoke(app, args[:-1] + ["24"])
     assert other.exit_code == 2 and "other settings" in other.output
+
+
+def test_shipped_tiny_llara_is_built_from_the_current_recipe():
+    """The weights in adaptation/data/tiny-llara come from `python -m llara_bench.adaptation.smoke`; changing
+    tiny-llama's or the adaptation's recipe without rebuilding them fails here."""
+    from llara_bench.adaptation import smoke
+
+    folder = smoke.tiny_llara_path()
+    build = json.loads((folder / "BUILD.json").read_text())
+    assert build["recipe"] == json.loads(json.dumps(smoke.recipe()))
+    manifest = json.loads((folder / "llara-bench.json").read_text())
+    assert manifest["stage"] == "adapted" and manifest["settings"]["steps"] == smoke.SETTINGS.steps
+    assert not any(str(Path.home()) in json.dumps(m) for m in (build, manifest))  # nothing of the building machine

@@ -1,7 +1,9 @@
 """Benchmarks report ratios against a named baseline measured in the same run.
 
 Each benchmark names its comparison group and whether it is the baseline (``extra_info``); at the end
-the session prints ``group: candidate vs baseline = N.NN× faster`` for each group. Run them with
+the session prints ``group: candidate vs baseline = N.NN× faster`` for each group. A throughput measured
+against a peak names it instead (``share_of_peak``, matched by the peak's ``peak_of``): the session prints
+the achieved FLOP/s as a share of that peak, measured in the same run. Run them with
 ``tox -e bench`` (or ``pytest tests/benchmarks --benchmark-enable``); under the default
 ``--benchmark-disable`` each runs once on a small slice, as a check that it works.
 """
@@ -33,6 +35,7 @@ def pytest_terminal_summary(terminalreporter, config):
         if "comparison" in info:
             role = "baseline" if info.get("baseline") else "candidate"
             groups.setdefault(info["comparison"], {}).setdefault(role, []).append(bench)
+    _shares_of_peak(terminalreporter, session.benchmarks)
     if not groups:
         return
     terminalreporter.section("ratios against the named baselines (same run, mean wall time)")
@@ -51,3 +54,18 @@ def pytest_terminal_summary(terminalreporter, config):
                 if all(peaks):
                     terminalreporter.write_line(f"    peak RSS {peaks[0]:,.0f} MiB vs {peaks[1]:,.0f} MiB "
                                                 f"({peaks[1] / peaks[0]:.1f}x less)")
+
+
+def _shares_of_peak(terminalreporter, benchmarks) -> None:
+    peaks = {b.extra_info["peak_of"]: b for b in benchmarks if "peak_of" in b.extra_info}
+    shares = [b for b in benchmarks if b.extra_info.get("share_of_peak") in peaks]
+    if not shares:
+        return
+    terminalreporter.section("achieved FLOP/s as a share of the peak measured in the same run")
+    for bench in shares:
+        peak = peaks[bench.extra_info["share_of_peak"]]
+        info = bench.extra_info
+        terminalreporter.write_line(
+            f"{info['share_of_peak']}: {bench.name} {info['tflops'] * 1e3:,.1f} GFLOP/s = {info['mfu']:.1%} of "
+            f"{peak.name} {peak.extra_info['tflops'] * 1e3:,.1f} GFLOP/s ({info['tokens_per_second']:,} tokens/s, "
+            f"padding {info['padding_fraction']:.1%})")

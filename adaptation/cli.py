@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.progress import TextColumn
 
 from llara_bench.harness import verbosity
-from llara_bench.harness.progress import Tracker
+from llara_bench.harness.progress import LogLines, Tracker
 from llara_bench.models.errors import LlaraBenchError
 
 console = Console(stderr=True)
@@ -195,8 +195,10 @@ def miniature(
                        adapt=replace(d.adapt, steps=adapt_steps, lr=adapt_lr, seed=seed),
                        finetune=replace(d.finetune, steps=finetune_steps, lr=finetune_lr, seed=seed))
     try:
-        rep = reproduce(Path(given["dataset"]), str(given["tokenizer"]), output, settings, on_log=_print_log,
-                        on_stage=_print_stage)
+        shown = _StageProgress({"base": pretrain_steps, "llara": adapt_steps, "base+ft": finetune_steps,
+                                "llara+ft": finetune_steps})
+        rep = reproduce(Path(given["dataset"]), str(given["tokenizer"]), output, settings, on_log=shown.on_log,
+                        on_stage=shown.on_stage)
         comparison = paired(rep.results[CANDIDATE], rep.results[BASELINE])
     except LlaraBenchError as exc:
         _fail(exc)
@@ -215,9 +217,21 @@ def _shared(option: str, env: str, sub: str) -> Path:
     return Path(os.environ[env]) / sub
 
 
-def _print_log(stage: str, step: int, row: dict) -> None:
-    if verbosity.level() != "quiet":
-        console.print(f"[dim]{stage} {step:>5}[/]  {_losses(row)}", highlight=False)
+class _StageProgress:
+    """The miniature's and the study's stages: ``on_stage`` prints what a stage does (and starts its clock),
+    ``on_log`` each logged step as a line with the stage's progress, rate and ETA, then its losses."""
+
+    def __init__(self, totals: dict[str, int]):
+        self.totals, self.lines = totals, {}
+
+    def on_stage(self, stage: str, text: str) -> None:
+        _print_stage(stage, text)
+        self.lines[stage] = LogLines(console, stage, self.totals.get(stage, 0), "steps", every=0, brief=0)
+
+    def on_log(self, stage: str, step: int, row: dict) -> None:
+        if verbosity.level() != "quiet":
+            self.lines.setdefault(stage, LogLines(console, stage, self.totals.get(stage, step), "steps", every=0,
+                                                  brief=0)).update(step, _losses(row))
 
 
 def _print_stage(stage: str, text: str) -> None:
@@ -289,9 +303,11 @@ def study(
                        passage_max_length=passage_max_length, dtype=dtype,
                        finetune=replace(FINETUNE, steps=finetune_steps, lr=finetune_lr, seed=seed)
                        if finetune_on else None)
+    shown = _StageProgress({"llara": steps, "control": steps, "raw+ft": finetune_steps, "llara+ft": finetune_steps})
     try:
         result = run_study(resolve_base(base, base_eos), adapt_on, evaluate_on, output, settings,
-                           finetune_on=finetune_on, data_root=data_root, on_log=_print_log, on_stage=_print_stage)
+                           finetune_on=finetune_on, data_root=data_root, on_log=shown.on_log,
+                           on_stage=shown.on_stage)
     except LlaraBenchError as exc:
         _fail(exc)
     table = study_markdown(result)

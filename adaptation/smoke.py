@@ -3,7 +3,7 @@ embedded smoke corpus, so that the first report a user sees sets the baseline be
 
 Its weights ship with the package (``adaptation/data/tiny-llara``, 2 MB), built by this module with
 `adaptation.stages.adapt`: ``python -m llara_bench.adaptation.smoke`` rebuilds them from tiny-llama (600
-seeded steps, about 30 s on 2 cores). They are shipped, not built at first use, so that the smoke gates give
+seeded steps; 52 s on 2 idle cores). They are shipped, not built at first use, so that the smoke gates give
 the same verdict on every CPU (600 steps of float sums round differently from one instruction set to another:
 a first-use build scored 0.1495 nDCG@10 on one machine against 0.1611 on another) and the first run is fast.
 The folder's BUILD.json records the recipe it was built from (`recipe()`); a test fails when the recipe

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -268,14 +269,12 @@ def report(
 
 def comparison_table(results: list[dict], measures: list[str]) -> Table:
     """Rows (dataset, model); the best value per dataset and measure in bold."""
-    table = Table(title="llara-bench results", show_lines=False)
-    # names are never cut (tiny-llama and tiny-llara must stay apart): the columns are as wide as the longest
-    table.add_column("dataset", min_width=max((len(r["dataset"]["name"]) for r in results), default=7))
-    table.add_column("model", min_width=max((len(r["model"]["name"]) for r in results), default=5))
-    for m in measures:
-        table.add_column(m, justify="right")
-    table.add_column("docs/s", justify="right")
-    table.add_column("total s", justify="right")
+    # the smoke suite's table fits 80 columns (no vertical rules); on a narrower terminal nothing is cut to an
+    # ellipsis or cropped (tiny-llama and tiny-llara must stay apart): names, figures and headers fold onto
+    # another line instead
+    table = Table(title="llara-bench results", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for name in ("dataset", "model", *measures, "docs/s", "total s"):
+        table.add_column(name, justify="left" if name in ("dataset", "model") else "right", overflow="fold")
     by_dataset: dict[str, list[dict]] = {}
     for r in results:
         by_dataset.setdefault(r["dataset"]["name"], []).append(r)

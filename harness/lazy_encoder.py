@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any, Callable
@@ -29,6 +30,8 @@ from llara_bench.models import DenseEncoder, LexicalRetriever, ModelEntry, Model
 from llara_bench.models.cache import cache_root
 from llara_bench.models.loading import snapshot_revision
 from llara_bench.models.offline import hub_offline
+
+log = logging.getLogger(__name__)
 
 
 class LazyEncoder:
@@ -53,6 +56,8 @@ class LazyEncoder:
 
     def get(self) -> Any:
         if self._encoder is None:
+            if self.entry.meta.kind == "dense":  # a model's load can take a while, with no progress of its own
+                log.info("%s: loading", self.entry.name)
             timer = PhaseTimer()
             with timer.phase("load"):
                 encoder = self._load()

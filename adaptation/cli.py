@@ -224,14 +224,17 @@ class _StageProgress:
     def __init__(self, totals: dict[str, int]):
         self.totals, self.lines = totals, {}
 
+    def _start(self, stage: str) -> LogLines:
+        self.lines[stage] = LogLines(console, stage, self.totals.get(stage, 0), "steps", every=0, brief=0)
+        return self.lines[stage]
+
     def on_stage(self, stage: str, text: str) -> None:
         _print_stage(stage, text)
-        self.lines[stage] = LogLines(console, stage, self.totals.get(stage, 0), "steps", every=0, brief=0)
+        self._start(stage)
 
     def on_log(self, stage: str, step: int, row: dict) -> None:
         if verbosity.level() != "quiet":
-            self.lines.setdefault(stage, LogLines(console, stage, self.totals.get(stage, step), "steps", every=0,
-                                                  brief=0)).update(step, _losses(row))
+            (self.lines.get(stage) or self._start(stage)).update(step, _losses(row))
 
 
 def _print_stage(stage: str, text: str) -> None:

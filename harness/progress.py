@@ -51,10 +51,9 @@ class Tracker:
 
     def __init__(self, console: Console, extra_columns: tuple = ()):
         self.console = console
-        self.live = console.is_terminal and verbosity.level() != "quiet"
         self.bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                              TimeRemainingColumn(), *extra_columns, console=console, transient=True) \
-            if self.live else None
+            if console.is_terminal and verbosity.level() != "quiet" else None
 
     def __enter__(self) -> "Tracker":
         if self.bars:

@@ -81,11 +81,11 @@ def build(folder: Path) -> None:
 def main(argv: list[str]) -> int:
     """Rebuild the shipped weights in place (into a scratch folder first, then swapped in whole)."""
     from llara_bench.models.files import move_into_place, scratch_beside
+    from llara_bench.models.tiny_llama import build_key
 
     if argv:
         print("usage: python -m llara_bench.adaptation.smoke  (rebuilds adaptation/data/tiny-llara)", file=sys.stderr)
         return 2
-    from llara_bench.models.tiny_llama import build_key
 
     PACKAGED.parent.mkdir(parents=True, exist_ok=True)
     with scratch_beside(PACKAGED) as scratch:

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from llara_bench.harness import verbosity
 from llara_bench.harness.errors import ConfigError, LlaraBenchError
 from llara_bench.harness.options import with_options
 from llara_bench.harness.progress import Tracker
@@ -166,8 +167,6 @@ def _done_line(r: dict) -> str:
 def _print_plan(rows: list[dict]) -> None:
     """The memory plan, when it says something: a search that is not in memory, or an index of at least
     1 GiB or a tenth of the budget (always with --verbose; --plan-only prints it whatever it says)."""
-    from llara_bench.harness import verbosity
-
     worth = any(r["dim"] and (r["mode"] != "in-memory" or r["index_bytes"] >= min(2**30, r["budget_bytes"] / 10))
                 for r in rows)
     if rows and (worth or verbosity.level() == "verbose"):
@@ -380,8 +379,6 @@ app.command("study")(_adaptation_cli.study)
 def _verbosity(verbose: bool = typer.Option(False, "--verbose", "-v", help="Also show libraries' progress bars "
                                             "and warnings (silenced by default)."),
                quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only results and errors.")) -> None:
-    from llara_bench.harness import verbosity
-
     if verbose and quiet:
         _fail(ConfigError("--verbose and --quiet contradict each other; give one"))
     verbosity.configure(verbose=verbose, quiet=quiet)

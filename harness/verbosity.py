@@ -14,7 +14,6 @@ import os
 import sys
 import warnings
 
-LEVELS = ("quiet", "normal", "verbose")
 LIBRARY_LOGGERS = ("transformers", "accelerate", "peft", "sentence_transformers", "huggingface_hub", "datasets",
                    "mteb", "beir", "bm25s", "faiss", "ir_datasets", "torch.distributed")
 LIBRARY_MODULES = r"(transformers|accelerate|peft|sentence_transformers|huggingface_hub|datasets|mteb|beir|bm25s|" \

@@ -20,8 +20,9 @@ from functools import lru_cache
 from typing import Any, Callable
 
 # dense (no sparsity) bf16/fp16 tensor-core peaks, TFLOP/s, by a substring of torch.cuda.get_device_name()
-DATASHEET_TFLOPS = {"H200": 989.4, "H100 80GB HBM3": 989.4, "H100 PCIe": 756.0, "H100": 989.4, "A100": 312.0,
-                    "L40S": 362.0, "L4": 121.0, "A10G": 70.0, "A10": 125.0}
+# (first match wins: a more specific name before the one it contains)
+DATASHEET_TFLOPS = {"H200": 989.4, "H100 PCIe": 756.0, "H100": 989.4, "A100": 312.0, "L40S": 362.0, "L4": 121.0,
+                    "A10G": 70.0, "A10": 125.0}
 MATMUL_SIZE = 2048  # rows = columns of the measured square product
 
 

@@ -152,11 +152,10 @@ class Report:
     def cost_per_million(self, model: str, dataset: str) -> float | None:
         """Device-seconds to encode (or index) 1M corpus documents at the measured rate: wall seconds per
         document × the devices that worked at once (the torchrun ranks that encoded, else one) × 10⁶."""
-        r = self.results.get((model, dataset))
-        rate = None if r is None else corpus_rates(r)[0]
+        rate = self.docs_per_second(model, dataset)
         if not rate:
             return None
-        devices = len((r.get("embeddings") or {}).get("encoded_by_rank") or [0])
+        devices = len((self.results[(model, dataset)].get("embeddings") or {}).get("encoded_by_rank") or [0])
         return devices * 1e6 / rate
 
     def mean_cost_per_million(self, model: str) -> float | None:

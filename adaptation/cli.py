@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import TextColumn
 
-from llara_bench.harness import verbosity
+from llara_bench.harness import failures, verbosity
 from llara_bench.harness.progress import LogLines, Tracker
 from llara_bench.models.errors import LlaraBenchError
 
@@ -39,9 +39,7 @@ def _train_with_progress(steps: int, description: str, work):
         return work(lambda step, row: update(step, _losses(row)))
 
 
-def _fail(exc: Exception) -> None:
-    console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code=2)
+_fail = failures.fail
 
 
 COMMON = dict(

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from llara_bench.harness import verbosity
+from llara_bench.harness import failures, verbosity
 from llara_bench.harness.errors import ConfigError, LlaraBenchError
 from llara_bench.harness.options import with_options
 from llara_bench.harness.progress import Tracker
@@ -30,9 +30,7 @@ console = Console(width=None if sys.stdout.isatty() else 140)
 err_console = Console(stderr=True)
 
 
-def _fail(exc: Exception) -> None:
-    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)  # paths stay whole
-    raise typer.Exit(code=2)
+_fail = failures.fail
 
 
 @app.command()
@@ -378,14 +376,30 @@ app.command("study")(_adaptation_cli.study)
 @app.callback()
 def _verbosity(verbose: bool = typer.Option(False, "--verbose", "-v", help="Also show libraries' progress bars "
                                             "and warnings (silenced by default)."),
-               quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only results and errors.")) -> None:
+               quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only results and errors."),
+               debug: bool = typer.Option(False, "--debug", help="Show the Python traceback of an error (also "
+                                          "LLARA_BENCH_DEBUG=1).")) -> None:
+    failures.set_debug(debug)
     if verbose and quiet:
         _fail(ConfigError("--verbose and --quiet contradict each other; give one"))
     verbosity.configure(verbose=verbose, quiet=quiet)
 
 
 def main() -> None:
-    app()
+    """The console script: every error ends as one line on stderr and a non-zero status (harness/failures.py)."""
+    def command() -> object:
+        try:
+            return app(standalone_mode=False)
+        except typer.Abort:  # click's form of Ctrl-C
+            raise KeyboardInterrupt from None
+        except Exception as exc:
+            # usage errors: click's own message and status (typer vendors click from 0.29 on: duck-typed)
+            if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
+                exc.show()
+                return exc.exit_code
+            raise
+
+    sys.exit(failures.guarded(command, failures.error_line))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,9 @@ MTEB encodes and searches (its own exact search) and writes its result files und
 ranked lists (``prediction_folder``) are then scored by the harness's metrics over the task's own qrels,
 so that each result has the harness's measures, per-query scores (for the report's significance tests)
 and MTEB's scores beside them (``mteb``). The dataset fingerprint is computed from the data MTEB loaded.
+MTEB writes its predictions before its scoring drops a hit whose id is the query's (a task's
+``ignore_identical_ids``: ArguAna, Quora): the harness drops them too, so that both score the same lists.
+A local folder runs under the conventions the harness's BEIR suites give a dataset of its name.
 Needs the ``mteb`` extra.
 """
 
@@ -39,8 +42,6 @@ def load_tasks(names: list[str], folders: list[Path], benchmarks: list[str] = ()
         import mteb
     except ImportError as exc:
         raise ConfigError("llara-bench mteb needs mteb: pip install 'llara-bench[mteb]'") from exc
-    from llara_bench.harness.mteb_tasks import local_retrieval_task
-
     try:
         tasks = list(mteb.get_tasks(tasks=names)) if names else []
     except KeyError as exc:
@@ -59,7 +60,17 @@ def load_tasks(names: list[str], folders: list[Path], benchmarks: list[str] = ()
         if task.metadata.type != "Retrieval":
             raise ConfigError(f"MTEB task {task.metadata.name!r} is a {task.metadata.type} task; llara-bench mteb "
                               "runs retrieval tasks")
-    return tasks + [local_retrieval_task(folder) for folder in folders]
+    return tasks + [_local_task(folder) for folder in folders]
+
+
+def _local_task(folder: Path):
+    """A local BEIR folder as an MTEB task under the conventions of the ``beir-local`` suite for a dataset of
+    its name (a folder named arguana or quora drops self-hits on both sides; cranfield maps its grades)."""
+    from llara_bench.harness.mteb_tasks import local_retrieval_task
+    from llara_bench.harness.suites import load_suite
+
+    entry = load_suite("beir-local").entry(f"folder:{folder}", where=f"--folder {folder}")
+    return local_retrieval_task(folder, relevance_map=entry.relevance_map, drop_self_hits=entry.drop_self_hits)
 
 
 def task_dataset(task, split: str) -> Dataset:
@@ -107,7 +118,8 @@ def run_mteb(tasks: list, model_names: list[str], output: Path,
                                        prediction_folder=predictions, show_progress_bar=False,
                                        overwrite_strategy="always").task_results[0].scores[split][0]
                 phase.count(items=len(dataset.corpus))
-            ranked = _predictions(predictions / f"{task.metadata.name}_predictions.json", split)
+            ranked = _predictions(predictions / f"{task.metadata.name}_predictions.json", split,
+                                  drop_self_hits=_drops_self_hits(task))
             record = _result(entry, encoder, task, dataset, split, ranked, scores, pair_timer)
             written.append(results.write_result(run_dir, record, ranked))
             result = record.to_dict()
@@ -119,10 +131,19 @@ def run_mteb(tasks: list, model_names: list[str], output: Path,
     return run
 
 
-def _predictions(path: Path, split: str) -> dict[str, dict[str, float]]:
+def _drops_self_hits(task) -> bool:
+    """MTEB's ``ignore_identical_ids`` (a class attribute of its retrieval tasks; the harness's
+    ``drop_self_hits`` on a local task)."""
+    return bool(getattr(task, "ignore_identical_ids", False))
+
+
+def _predictions(path: Path, split: str, *, drop_self_hits: bool) -> dict[str, dict[str, float]]:
+    """MTEB's ranked lists as written, less the hits MTEB's own scoring drops (`_drops_self_hits`): it
+    writes the predictions first, then removes a hit whose document id is the query id."""
     data = json.loads(path.read_text(encoding="utf-8"))
     data.pop("mteb_model_meta", None)
-    return {q: {d: float(s) for d, s in docs.items()} for q, docs in _subset(data)[split].items()}
+    return {q: {d: float(s) for d, s in docs.items() if not (drop_self_hits and d == q)}
+            for q, docs in _subset(data)[split].items()}
 
 
 def _subset(by_subset: dict) -> Any:
@@ -140,7 +161,8 @@ def _result(entry, encoder, task, dataset: Dataset, split: str, ranked, scores: 
     return ResultRecord(
         suite=SUITE, model=ModelInfo.of(encoder.meta, entry),
         dataset=DatasetInfo.from_dict(dataset_record(
-            dataset, judged, dataset.name, dataset.source, bool(getattr(task, "ignore_identical_ids", False)), None,
+            dataset, judged, dataset.name, dataset.source, _drops_self_hits(task),
+            getattr(task, "relevance_map", None),
             notes=[f"run by mteb.evaluate: task {task.metadata.name}, revision {task.metadata.dataset.get('revision')}"])),
         search=SearchInfo("mteb.evaluate (exact search)", max(len(d) for d in ranked.values()) if ranked else 0,
                           exact=True),

@@ -3,6 +3,7 @@ gives the harness's nDCG@10, side by side on the same files."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import time
 import zlib
@@ -219,3 +220,104 @@ def test_mteb_tasks_by_name_and_benchmark_are_retrieval_tasks(mteb):
         load_tasks(["NoSuchTask"], [])
     with pytest.raises(ConfigError, match="is a STS task"):
         load_tasks(["STSBenchmark"], [])
+
+
+# -- the MTEB self-hit case: queries that are themselves corpus documents (ArguAna, Quora) -------------------
+
+ARGUMENTS = {"a1": "cats are wonderful pets because they purr", "a2": "solar power is cheap and clean energy",
+             "a3": "homework should be banned in schools"}
+COUNTERS = {"b1": "cats scratch furniture so they are not wonderful pets",
+            "b2": "solar power fails at night so clean energy needs storage",
+            "b3": "schools need homework so pupils practise", "c1": "stock markets fell sharply"}
+
+
+def self_hit_folder(parent: Path, name: str) -> Path:
+    """A BEIR folder where each query is also a document under the same id (as in ArguAna), judged against
+    its counter-argument: a self-hit ranks first and is never relevant."""
+    folder = parent / name
+    (folder / "qrels").mkdir(parents=True)
+    (folder / "corpus.jsonl").write_text("".join(json.dumps({"_id": i, "title": "", "text": t}) + "\n"
+                                                 for i, t in {**ARGUMENTS, **COUNTERS}.items()))
+    (folder / "queries.jsonl").write_text("".join(json.dumps({"_id": i, "text": t}) + "\n"
+                                                  for i, t in ARGUMENTS.items()))
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
+        f"a{n}\tb{n}\t1\n" for n in (1, 2, 3)))
+    return folder
+
+
+@pytest.fixture
+def hashing_model():
+    from llara_bench.models import ModelEntry
+
+    with REGISTRY.scoped([ModelEntry("hashing", lambda meta: HashingEncoder(), HashingEncoder.meta, origin="tests")]):
+        yield "hashing"
+
+
+def _kept_self_hits_ndcg(folder: Path) -> float:
+    """The harness's nDCG@10 for the hashing encoder with self-hits kept: what the bug reported."""
+    from llara_bench.harness.datasets import load_dataset
+    from llara_bench.harness.metrics import evaluate, relevance_for_metrics
+    from llara_bench.harness.search import exact_search
+
+    dataset, encoder = load_dataset(f"folder:{folder}"), HashingEncoder()
+    split = dataset.split("test")
+    docs = encoder.encode(dataset.corpus.texts, "passage", titles=dataset.corpus.titles).vectors
+    queries = encoder.encode(list(split.queries.values()), "query").vectors
+    run = exact_search(queries, docs, dataset.corpus.ids, 10, use_gpu=False).to_run(list(split.queries), k=10)
+    return evaluate(relevance_for_metrics(split.qrels), run, ["nDCG@10"])[0]["nDCG@10"]
+
+
+def test_mteb_self_hits_are_dropped_where_the_task_ignores_identical_ids(mteb, hashing_model, tmp_path):
+    """The MTEB self-hit case: a task with ``ignore_identical_ids`` (MTEB's ArguAna and Quora; here a local
+    task given it): MTEB's predictions file still holds the self-hits, its scoring drops them, and so must the
+    harness's rescoring, or its nDCG@10 is the lower number of the self-hits kept."""
+    from llara_bench.harness import results
+    from llara_bench.harness.mteb_run import run_mteb
+    from llara_bench.harness.mteb_tasks import local_retrieval_task
+
+    folder = self_hit_folder(tmp_path, "toy")
+    task = local_retrieval_task(folder, drop_self_hits=True)
+    (result,) = run_mteb([task], [hashing_model], tmp_path / "runs").results
+    kept = _kept_self_hits_ndcg(folder)
+    assert result["mteb"]["main_score"] > kept + 0.1  # the case tells the two apart
+    assert result["metrics"]["nDCG@10"] == pytest.approx(result["mteb"]["main_score"], abs=1e-5)
+    assert result["dataset"]["conventions"]["drop_self_hits"] is True
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    trec = [line.split() for line in gzip.decompress((run_dir / result["run_file"]).read_bytes()).decode().split("\n")
+            if line]
+    assert trec and not [row for row in trec if row[0] == row[2]]  # no query retrieves itself
+    assert results.load_result(run_dir / "results" / "hashing" / "local-toy.json")["metrics"] == result["metrics"]
+
+
+@pytest.mark.parametrize("name", ["arguana", "quora"])
+def test_mteb_local_folder_gets_the_suite_conventions(mteb, hashing_model, tmp_path, name):
+    """`llara-bench mteb --folder .../arguana` runs under the BEIR suites' conventions for that name: self-hits
+    dropped on MTEB's side and the harness's alike, and recorded so; another name keeps them on both sides."""
+    from typer.testing import CliRunner
+
+    from llara_bench.harness import results
+    from llara_bench.harness.cli import app
+
+    def run(folder: Path) -> dict:
+        out = CliRunner().invoke(app, ["mteb", "--folder", str(folder), "-m", hashing_model, "-o",
+                                       str(tmp_path / "runs" / folder.name), "--no-report"], env={"COLUMNS": "160"})
+        assert out.exit_code == 0, out.output
+        (path,) = (tmp_path / "runs" / folder.name).glob("*/results/hashing/*.json")
+        return results.load_result(path)
+
+    conventional, other = (run(self_hit_folder(tmp_path / n, n)) for n in (name, "debates"))
+    assert conventional["dataset"]["conventions"]["drop_self_hits"] is True
+    assert other["dataset"]["conventions"]["drop_self_hits"] is False
+    for result in (conventional, other):  # each side scores the same lists
+        assert result["metrics"]["nDCG@10"] == pytest.approx(result["mteb"]["main_score"], abs=1e-5)
+    assert other["metrics"]["nDCG@10"] == pytest.approx(_kept_self_hits_ndcg(tmp_path / "debates" / "debates"))
+    assert conventional["metrics"]["nDCG@10"] > other["metrics"]["nDCG@10"] + 0.1
+
+
+def test_mteb_named_tasks_say_which_drop_self_hits(mteb):
+    """The installed mteb declares ``ignore_identical_ids`` on its ArguAna and Quora task classes (metadata only,
+    nothing fetched): that is what the harness reads for a task run by name."""
+    from llara_bench.harness.mteb_run import _drops_self_hits, load_tasks
+
+    drops = {t.metadata.name: _drops_self_hits(t) for t in load_tasks(["ArguAna", "QuoraRetrieval", "SciFact"], [])}
+    assert drops == {"ArguAna": True, "QuoraRetrieval": True, "SciFact": False}

@@ -90,6 +90,9 @@ def adapt(
     from llara_bench.harness.datasets import load_dataset
 
     try:
+        from llara_bench.harness.results import check_writable
+
+        check_writable(output, "the output folder", "--output")  # before any model is loaded
         if (data is None) == (not text):
             raise LlaraBenchError("give the corpus as --data SPEC or as --text FILE (one of them)")
         docs = read_text_files(text) if text else dataset_docs(load_dataset(data, data_root))
@@ -138,6 +141,9 @@ def finetune(
     from llara_bench.harness.datasets import load_dataset
 
     try:
+        from llara_bench.harness.results import check_writable
+
+        check_writable(output, "the output folder", "--output")  # before any model is loaded
         if (data is None) == (tevatron is None):
             raise LlaraBenchError("give the training data as --data SPEC or as --tevatron FILE (one of them)")
         if tevatron:
@@ -193,6 +199,9 @@ def miniature(
                        adapt=replace(d.adapt, steps=adapt_steps, lr=adapt_lr, seed=seed),
                        finetune=replace(d.finetune, steps=finetune_steps, lr=finetune_lr, seed=seed))
     try:
+        from llara_bench.harness.results import check_writable
+
+        check_writable(output, "the output folder", "--output")  # before any model is loaded
         shown = _StageProgress({"base": pretrain_steps, "llara": adapt_steps, "base+ft": finetune_steps,
                                 "llara+ft": finetune_steps})
         rep = reproduce(Path(given["dataset"]), str(given["tokenizer"]), output, settings, on_log=shown.on_log,
@@ -306,6 +315,9 @@ def study(
                        if finetune_on else None)
     shown = _StageProgress({"llara": steps, "control": steps, "raw+ft": finetune_steps, "llara+ft": finetune_steps})
     try:
+        from llara_bench.harness.results import check_writable
+
+        check_writable(output, "the output folder", "--output")  # before any model is loaded
         result = run_study(resolve_base(base, base_eos), adapt_on, evaluate_on, output, settings,
                            finetune_on=finetune_on, data_root=data_root, on_log=shown.on_log,
                            on_stage=shown.on_stage)

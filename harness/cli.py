@@ -137,6 +137,9 @@ def mteb(
     if not task and not folder and not benchmark:
         _fail(ConfigError("name an MTEB task (--task), benchmark (--benchmark) or a BEIR folder (--folder)"))
     try:
+        from llara_bench.harness.results import check_writable
+
+        check_writable(output, "the output folder", "--output")  # before any model is loaded
         finished = run_mteb(load_tasks(task or [], folder or [], benchmark or []), model or ["minilm"], output,
                             on_result=lambda r: console.print(_done_line(r) + f" [dim](MTEB main score "
                                                               f"{r['mteb'].get('main_score', float('nan')):.4f})[/]"))
@@ -261,7 +264,21 @@ def report(
         _fail(exc)
     if output is None:
         output = runs[0] / "report.html" if len(runs) == 1 and runs[0].is_dir() else Path("report.html")
+    _check_report_path(output)
     _write_report(runs, output, options)
+
+
+def _check_report_path(output: Path) -> None:
+    """A report that could not be written fails before the runs are read and the statistics computed."""
+    from llara_bench.harness.results import check_writable
+
+    try:
+        if output.is_dir():
+            raise ConfigError(f"the report file {output} (--output) is a folder; give a file, e.g. "
+                              f"{output / 'report.html'}")
+        check_writable(output.parent, "the report's folder", "--output")
+    except LlaraBenchError as exc:
+        _fail(exc)
 
 
 def comparison_table(results: list[dict], measures: list[str]) -> Table:

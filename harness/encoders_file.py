@@ -30,7 +30,7 @@ import yaml
 
 from llara_bench.harness.errors import ConfigError, UnknownNameError
 from llara_bench.harness.results import write_atomic
-from llara_bench.harness.yamlfile import FieldReader, Mapping, load_yaml
+from llara_bench.harness.yamlfile import FieldReader, Mapping, load_yaml, read_text, shown
 from llara_bench.models import REGISTRY, EncodingContract, ModelEntry, Registry
 from llara_bench.models.contracts import CONTRACTS, ENCODER_ONLY, contract_named
 from llara_bench.models.fit import FitError, check_fit
@@ -92,12 +92,13 @@ def _contract(err: FieldReader, spec: Mapping, raw: Any, overrides: dict[str, An
     elif isinstance(raw, Mapping):
         err.unknown_keys(raw, CONTRACT_KEYS | {"base"})
         base, fields = raw.get("base", ""), {k: v for k, v in raw.items() if k != "base"}
-        if not base:
-            raise ConfigError(f"{err.where(raw, 'base')}: a contract mapping needs 'base' "
-                              f"({' or '.join(sorted(CONTRACTS))})")
+        if not base or not isinstance(base, str):
+            raise ConfigError(f"{err.where(raw, 'base')}: a contract mapping needs 'base', a contract name "
+                              f"({' or '.join(sorted(CONTRACTS))}); got {shown(base)}")
         for key, value in fields.items():
             if not _is_a(value, CONTRACT_TYPES[key]):
-                raise ConfigError(f"{err.where(raw, key)}: expected {_describe(CONTRACT_TYPES[key])}, got {value!r}")
+                raise ConfigError(f"{err.where(raw, key)}: expected {_describe(CONTRACT_TYPES[key])}, got "
+                                  f"{shown(value)}")
         if "special_tokens" in fields:
             fields["special_tokens"] = tuple(fields["special_tokens"])
         both = sorted(set(fields) & set(overrides))
@@ -124,6 +125,9 @@ def parse_models_file(text: str, path: Path, err: FieldReader | None = None) -> 
                           "(e.g. my-llara: {model: ./ckpt, contract: llara})")
     entries = []
     for name, spec in doc["encoders"].items():
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"{err.where(doc['encoders'], name)}: expected an encoder name (a string), got "
+                              f"{shown(name)}")
         if not isinstance(spec, Mapping):
             raise ConfigError(f"{err.where(doc['encoders'], name)}: expected a mapping with 'model' and 'contract'")
         err.unknown_keys(spec, ENTRY_KEYS)
@@ -132,15 +136,15 @@ def parse_models_file(text: str, path: Path, err: FieldReader | None = None) -> 
                 raise ConfigError(f"{err.where(doc['encoders'], name)}: encoder {name!r} is missing field {key!r}")
         model = _local(err.string(spec, "model"), path.parent)
         overrides = {k: spec[k] for k in OVERRIDE_KEYS if k in spec}
-        if "dtype" in spec and spec["dtype"] not in DTYPES:
+        if "dtype" in spec and (not isinstance(spec["dtype"], str) or spec["dtype"] not in DTYPES):
             raise ConfigError(f"{err.where(spec, 'dtype')}: expected one of {', '.join(sorted(DTYPES))}, "
-                              f"got {spec['dtype']!r}")
+                              f"got {shown(spec['dtype'])}")
         for key in ("query_max_length", "passage_max_length"):
             if key in spec:
                 err.positive_int(spec, key, default=1)
         for key in ("query_prefix", "passage_prefix"):
             if key in spec and not isinstance(spec[key], str):
-                raise ConfigError(f"{err.where(spec, key)}: expected a string, got {spec[key]!r}")
+                raise ConfigError(f"{err.where(spec, key)}: expected a string, got {shown(spec[key])}")
         contract = _contract(err, spec, spec["contract"], overrides)
         contract_name = spec["contract"] if isinstance(spec["contract"], str) else spec["contract"]["base"]
         encoder_only = contract_name in ENCODER_ONLY
@@ -176,7 +180,7 @@ def load_models_files(paths: list[Path] | None = None, registry: Registry = REGI
         if not path.is_file():
             raise ConfigError(f"models file {path} not found")
         path = path.resolve()  # one origin per file, however it was named
-        for entry in parse_models_file(path.read_text(encoding="utf-8"), path):
+        for entry in parse_models_file(read_text(path, "models file"), path):
             existing = registry.get(entry.name) if entry.name in registry else None
             registry.add_entry(entry, replace_existing=existing is not None and existing.origin == entry.origin)
     return files
@@ -203,7 +207,7 @@ def register_encoder(name: str, model: str, contract: str, path: Path | None = N
     path = path or user_models_file()
     doc = None
     if path.is_file():
-        existing = path.read_text(encoding="utf-8")
+        existing = read_text(path, "models file")
         parse_models_file(existing, path)
         doc = yaml.safe_load(existing)
     doc = doc or {"encoders": {}}

@@ -63,10 +63,15 @@ _ADVICE = {
 
 def describe_os_error(exc: OSError) -> str:
     """``PATH: reason; what to do`` for an OSError (the path when it has one)."""
-    reason = exc.strerror or str(exc)
     where = f"{exc.filename}: " if exc.filename is not None else ""
+    return where + reason_and_advice(exc)
+
+
+def reason_and_advice(exc: OSError) -> str:
+    """``reason; what to do`` for an OSError, for a message that names the path itself."""
+    reason = exc.strerror or str(exc)
     advice = _ADVICE.get(exc.errno)
-    return f"{where}{reason.lower() if reason[:1].isupper() and reason[1:2].islower() else reason}" + \
+    return f"{reason.lower() if reason[:1].isupper() and reason[1:2].islower() else reason}" + \
         (f"; {advice}" if advice else "")
 
 

@@ -17,7 +17,9 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
+import os
 import re
+import tempfile
 import uuid
 from functools import lru_cache
 from importlib import resources
@@ -29,7 +31,7 @@ import jsonschema
 from llara_bench.harness.errors import DataFormatError
 from llara_bench.harness.record import SCHEMA_VERSION, ResultRecord, RunRecord
 
-__all__ = ["SCHEMA_VERSION", "ResultRecord", "RunRecord", "load_result", "new_run_dir", "read_result", "read_run",
+__all__ = ["SCHEMA_VERSION", "ResultRecord", "RunRecord", "check_writable", "load_result", "new_run_dir", "read_result", "read_run",
            "result_paths", "schema", "slug", "write_atomic", "write_json", "write_result", "write_run"]
 
 
@@ -83,6 +85,31 @@ def _plainly_valid(spec: Any, value: Any) -> bool:
 def slug(name: str) -> str:
     """A file-name-safe form of a model or dataset name (paths and ids contain '/')."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "unnamed"
+
+
+def check_writable(folder: Path, what: str, flag: str) -> None:
+    """Make sure files can be written under ``folder`` (``what``: "the output folder", given by ``flag``) by
+    creating and removing a probe file there, before any model is loaded: a run that could not save its
+    results fails in its first second, not after hours of encoding. Folders made for the probe are removed."""
+    from llara_bench.harness.errors import ConfigError
+    from llara_bench.harness.failures import reason_and_advice
+
+    folder = Path(folder)
+    made = [p for p in [folder, *folder.parents] if not p.exists() and not p.is_symlink()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".llara-bench-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        reason = "it is a file; give a folder" if folder.is_file() else reason_and_advice(exc)
+        raise ConfigError(f"{what} {folder} ({flag}) is not a writable folder: {reason}") from None
+    finally:
+        for path in made:  # deepest first; only the empty folders this probe made
+            try:
+                path.rmdir()
+            except OSError:
+                break
 
 
 def write_atomic(path: Path, data: bytes) -> None:

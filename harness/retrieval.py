@@ -22,7 +22,7 @@ from llara_bench.harness.datasets import Dataset
 from llara_bench.harness.distributed import SINGLE, World
 from llara_bench.harness.embedding_cache import (DEFAULT_SHARD_ROWS, as_encoded, cache_folder, cache_key,
                                                  encode_corpus, finished)
-from llara_bench.harness.errors import ConfigError, UnknownNameError
+from llara_bench.harness.errors import ConfigError, DataFormatError, UnknownNameError
 from llara_bench.harness.lazy_encoder import LazyEncoder
 from llara_bench.harness.options import flag, given, option
 from llara_bench.harness.search import (SEARCH_MODES, Hits, gpu_free_bytes, index_blocks, latency_ms, plan_search,
@@ -30,6 +30,7 @@ from llara_bench.harness.search import (SEARCH_MODES, Hits, gpu_free_bytes, inde
 from llara_bench.harness.timing import PhaseTimer
 from llara_bench.models import ModelEntry
 from llara_bench.models.compute import peak_for
+from llara_bench.models.errors import NothingToIndex
 from llara_bench.models.registry import resolve_target
 
 log = logging.getLogger("llara_bench")
@@ -168,7 +169,11 @@ class LexicalSearch:
         corpus = dataset.corpus
         retriever = self.encoder.get()
         with pair.timer.phase("index") as phase:
-            tokens = retriever.index(corpus.ids, corpus.texts, corpus.titles)
+            try:
+                tokens = retriever.index(corpus.ids, corpus.texts, corpus.titles)
+            except NothingToIndex as exc:
+                raise DataFormatError(dataset.source, f"dataset {dataset.name!r}: {exc}; expected documents with "
+                                      "words") from None
             phase.count(items=len(corpus), tokens=tokens)
         return True
 

@@ -21,9 +21,10 @@ from llara_bench.harness.record import DatasetInfo, ModelInfo, ResultRecord, Run
 from llara_bench.harness.retrieval import (CacheOptions, EncoderOptions, Pair, ProgressFactory, Retriever,
                                            SearchOptions, no_progress, retriever_for)
 from llara_bench.harness.search import Run
-from llara_bench.harness.suites import DatasetEntry, Suite
+from llara_bench.harness.suites import DatasetEntry, Suite, check_distinct_names
 from llara_bench.harness.timing import PhaseTimer
 from llara_bench.models import REGISTRY, ModelEntry
+from llara_bench.models.cache import cache_root
 
 log = logging.getLogger("llara_bench")
 
@@ -77,10 +78,11 @@ class SuiteRun:
     groups: list[dict] = field(default_factory=list)  # mean scores of dataset groups (see group_means)
 
 
-def select_entries(config: RunConfig) -> list[DatasetEntry]:
-    """The suite's datasets, or those ``datasets`` names, plus the specs it gives that the suite lacks
-    (``folder:PATH``: a folder run under the suite's defaults); then the split and titles overrides."""
-    entries = config.suite.resolve_datasets(config.data_root)
+def select_entries(config: RunConfig, resolved: list[DatasetEntry] | None = None) -> list[DatasetEntry]:
+    """The suite's datasets (``resolved``, if given), or those ``datasets`` names, plus the specs it gives that
+    the suite lacks (``folder:PATH``: a folder run under the suite's defaults); then the split and titles
+    overrides."""
+    entries = config.suite.resolve_datasets(config.data_root) if resolved is None else resolved
     if config.datasets:
         wanted = list(dict.fromkeys(config.datasets))
         named = {e.name for e in entries} | {e.spec for e in entries}
@@ -96,12 +98,7 @@ def select_entries(config: RunConfig) -> list[DatasetEntry]:
         entries = [replace(e, split=config.split) for e in entries]
     if config.titles:
         entries = [replace(e, titles=None if config.titles == "none" else config.titles) for e in entries]
-    seen: set[str] = set()
-    for e in entries:
-        if e.name in seen:
-            raise ConfigError(f"two datasets are named {e.name!r} (their results would share a file): give one a "
-                              "name in a suite file ({spec: ..., name: ...})")
-        seen.add(e.name)
+    check_distinct_names(entries)
     return entries
 
 
@@ -116,8 +113,14 @@ def select_models(config: RunConfig) -> list[ModelEntry]:
         else:
             out.append(REGISTRY.get(value))
     names = [e.name for e in out]
-    if len(set(names)) < len(names):
-        raise ConfigError(f"models {names}: a model is named twice; give one another name with -m NAME=MODEL")
+    first: dict[str, int] = {}
+    for i, name in enumerate(names):
+        other = names[first.setdefault(results.slug(name), i)]
+        if first[results.slug(name)] != i:
+            same = "is named twice" if other == name else f"and {name!r} make the same file name " \
+                f"({results.slug(name)!r})"
+            raise ConfigError(f"models {names}: {other!r} {same}, so their results would overwrite each other; "
+                              "give one another name with -m NAME=MODEL")
     baseline = config.baseline
     if baseline is not None and baseline not in names:
         raise UnknownNameError("baseline (a model of this run)", baseline, names)
@@ -142,6 +145,17 @@ def load_datasets(entries: list[DatasetEntry], data_root: Path | None) -> dict[t
     return loaded
 
 
+def judgment_warnings(dataset: Dataset, split_name: str) -> str | None:
+    """What a user must know about a split's qrels before trusting its scores: judgments that name documents
+    the corpus lacks (a split where all do is refused by `Dataset.split`)."""
+    split = dataset.split(split_name)
+    if not split.unknown_doc_rows:
+        return None
+    rows = sum(len(judged) for judged in split.qrels.values())
+    return (f"{dataset.qrels_source(split_name)}: {split.unknown_doc_rows:,} of {rows:,} judgments name documents "
+            f"that are not in the corpus of {dataset.name!r}; those documents can never be retrieved")
+
+
 def _data_key(entry: DatasetEntry) -> tuple:
     return entry.spec, entry.titles
 
@@ -160,12 +174,24 @@ def run_suite(config: RunConfig, progress: ProgressFactory = no_progress,
         raise ConfigError("a distributed run shares corpus embeddings through the cache: drop --no-embedding-cache")
     load_models_files(config.models_files)
     model_entries = select_models(config)  # fail fast on a typo
+    if not plan_only:  # before any model is loaded: a run that cannot save fails now, not after its encoding
+        results.check_writable(config.output, "the output folder", "--output")
+        if config.cache.embedding_cache and any(e.meta.kind == "dense" for e in model_entries):
+            results.check_writable(cache_root(), "the cache folder", "LLARA_BENCH_CACHE")
     if config.name and not plan_only and (config.output / config.name).exists() and \
             any((config.output / config.name).iterdir()):
         raise ConfigError(f"run folder {config.output / config.name} already holds files: choose another --name "
                           "or remove it")
-    entries = select_entries(config)
+    resolved = suite.resolve_datasets(config.data_root)
+    entries = select_entries(config, resolved)
+    unchecked = sorted({e.dataset for e in suite.expectations_without_dataset(resolved)})
+    if unchecked:
+        on_note(f"{suite.path}: the expected scores of {', '.join(map(repr, unchecked))} cannot be checked: no such "
+                f"dataset was found{f' under {config.data_root}' if config.data_root else ''}")
     datasets = load_datasets(entries, config.data_root)
+    for line in dict.fromkeys(judgment_warnings(datasets[_data_key(e)][0], e.split) for e in entries):
+        if line:
+            on_note(line)
     plan = memory_plan(config, model_entries, [(e, datasets[_data_key(e)][0]) for e in entries])
     if on_plan and world.leader:
         on_plan(plan)

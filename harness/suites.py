@@ -37,7 +37,7 @@ from llara_bench.harness.datasets import discover_beir_folders
 from llara_bench.harness.errors import ConfigError, UnknownNameError
 from llara_bench.harness.gates import CONDITIONS, DEFAULT_TOLERANCE, Expectation
 from llara_bench.harness.metrics import DEFAULT_MEASURES, parse_measures
-from llara_bench.harness.yamlfile import FieldReader, Mapping, load_yaml
+from llara_bench.harness.yamlfile import FieldReader, Mapping, load_yaml, read_text, shown
 
 
 SUITE_KEYS = {"name", "description", "models", "baseline", "datasets", "measures", "main_metric", "split", "top_k",
@@ -57,6 +57,7 @@ class DatasetEntry:
     relevance_map: dict[int, int] | None = None
     group: str | None = None  # datasets of one group are also reported as their mean (BEIR's CQADupStack)
     titles: str | None = None  # a title source joined onto untitled docs (harness.datasets.titles)
+    where: str = field(default="", compare=False)  # where it was given: FILE:LINE, --dataset SPEC, a discovery
 
 
 @dataclass
@@ -89,8 +90,16 @@ class Suite:
                 named = "" if globs == ["*"] else f" named {' or '.join(globs)}"
                 raise ConfigError(f"suite {self.name!r}: no BEIR folders{named} (corpus.jsonl, queries.jsonl, "
                                   f"qrels/) under {data_root}")
-            entries += [_entry(f"beir:{n}", {}, self, self.path) for n in names]
+            entries += [_entry(f"beir:{n}", {}, self, f"{self.path} (discover: beir-folders found {data_root / n})")
+                        for n in names]
+        check_distinct_names(entries)
         return entries
+
+    def expectations_without_dataset(self, entries: list[DatasetEntry]) -> list[Expectation]:
+        """The expected scores whose dataset is none of ``entries`` (the suite's datasets, resolved): a
+        collection a discovered data root lacks. They can never be checked in a run of this suite."""
+        names = {e.name for e in entries} | {e.group for e in entries if e.group}
+        return [e for e in self.expected if e.dataset not in names]
 
     def entry(self, spec: str, where: str) -> DatasetEntry:
         """An entry for a spec given outside the suite file (``-d folder:PATH``): the suite's defaults and
@@ -107,7 +116,7 @@ def load_suite(name_or_path: str) -> Suite:
     if path.suffix in {".yaml", ".yml"} or path.is_file():
         if not path.is_file():
             raise ConfigError(f"suite file {path} not found")
-        return parse_suite(path.read_text(encoding="utf-8"), str(path))
+        return parse_suite(read_text(path, "suite file"), str(path))
     if name_or_path not in builtin_suites():
         raise UnknownNameError("suite", name_or_path, builtin_suites())
     resource = resources.files("llara_bench.harness") / "suites" / f"{name_or_path}.yaml"
@@ -140,6 +149,9 @@ def parse_suite(text: str, path: str) -> Suite:
     if not isinstance(raw_conventions, dict):
         raise ConfigError(f"{err.where(doc, 'conventions')}: expected a mapping of dataset name to conventions")
     for ds_name, conv in raw_conventions.items():
+        if not isinstance(ds_name, str):
+            raise ConfigError(f"{err.where(raw_conventions, ds_name)}: expected a dataset name (a string), got "
+                              f"{shown(ds_name)}")
         if not isinstance(conv, Mapping):
             raise ConfigError(f"{err.where(raw_conventions, ds_name)}: expected a mapping of conventions")
         err.unknown_keys(conv, CONVENTION_KEYS)
@@ -171,10 +183,11 @@ def parse_suite(text: str, path: str) -> Suite:
             fields = _entry_fields(err, item)
             if "group" in item:
                 fields["group"] = err.string(item, "group")
-            suite.datasets.append(_entry(spec, fields, suite, where, name=item.get("name")))
+            suite.datasets.append(_entry(spec, fields, suite, where, name=err.string(item, "name", default=None)))
         else:
             raise ConfigError(f"{where}: each dataset must be a spec string (e.g. beir:scifact) or a mapping "
-                              f"with 'spec'; got {item!r}")
+                              f"with 'spec'; got {shown(item)}")
+    check_distinct_names(suite.datasets)
     suite.expected = _expectations(err, doc, suite)
     return suite
 
@@ -208,7 +221,7 @@ def _expectations(err: FieldReader, doc: Mapping, suite: Suite) -> list[Expectat
         return []
     if not isinstance(raw, list):
         raise ConfigError(f"{err.where(doc, 'expected')}: expected a list of collection names and {{model, "
-                          "dataset, metric, score, tolerance, source}} mappings")
+                          "dataset, metric, score, tolerance, source} mappings")
     out = []
     for item, line in zip(raw, raw.lines):
         where = f"{suite.path}:{line}"
@@ -237,7 +250,7 @@ def _expectation(err: FieldReader, item: Any, where: str, *, dataset: str | None
     """One expected score; ``dataset`` is the collection's when read from a collection file."""
     if not isinstance(item, Mapping):
         raise ConfigError(f"{where}: expected a mapping with model, dataset, score (and metric, tolerance, "
-                          f"source, {', '.join(CONDITIONS)}); got {item!r}")
+                          f"source, {', '.join(CONDITIONS)}); got {shown(item)}")
     err.unknown_keys(item, EXPECTED_KEYS - {"dataset"} if dataset else EXPECTED_KEYS)
     metric = err.string(item, "metric", required=default_metric is None, default=default_metric)
     try:
@@ -269,6 +282,21 @@ def _check_runs_dataset(suite: Suite, name: str, where: str) -> None:
                       f"gate would never fire{hint}")
 
 
+def check_distinct_names(entries: list[DatasetEntry]) -> None:
+    """Two datasets whose names are the same, or the same once made file-safe (``A`` and ``A/``), would write
+    one result file and one report row: refused, naming both entries."""
+    from llara_bench.harness.results import slug
+
+    first: dict[str, DatasetEntry] = {}
+    for e in entries:
+        other = first.setdefault(slug(e.name), e)
+        if other is not e:
+            same = "the same name" if other.name == e.name else f"names that make the same file name ({slug(e.name)!r})"
+            raise ConfigError(f"datasets {other.name!r} ({other.spec}, {other.where or 'given'}) and {e.name!r} "
+                              f"({e.spec}, {e.where or 'given'}) have {same}, so their results would overwrite "
+                              "each other; give one another name ({spec: ..., name: ...} in the suite file)")
+
+
 def _name_of(spec: str) -> str:
     return spec.partition(":")[2].rstrip("/").split("/")[-1] if spec.startswith(("beir:", "folder:")) \
         else spec.partition(":")[2]
@@ -279,7 +307,7 @@ def _entry(spec: str, fields: dict[str, Any], suite: Suite, where: str, name: st
     if ":" not in spec:
         raise ConfigError(f"{where}: dataset spec {spec!r}: expected SOURCE:NAME (e.g. beir:scifact)")
     fields = {"split": suite.split, "top_k": suite.top_k, "titles": suite.titles, **suite.conventions.get(_name_of(spec), {}), **fields}
-    return DatasetEntry(spec=spec, name=name or _name_of(spec), **fields)
+    return DatasetEntry(spec=spec, name=name or _name_of(spec), where=where, **fields)
 
 
 def _entry_fields(err: FieldReader, m: Mapping) -> dict[str, Any]:
@@ -294,8 +322,7 @@ def _entry_fields(err: FieldReader, m: Mapping) -> dict[str, Any]:
         out["drop_self_hits"] = m["drop_self_hits"]
     if "relevance_map" in m:
         rmap = m["relevance_map"]
-        if not isinstance(rmap, dict) or not all(isinstance(k, int) and isinstance(v, int)
-                                                 for k, v in rmap.items()):
+        if not isinstance(rmap, dict) or not all(type(k) is int and type(v) is int for k, v in rmap.items()):
             raise ConfigError(f"{err.where(m, 'relevance_map')}: expected a mapping of integer grade to "
                               "integer grade")
         out["relevance_map"] = dict(rmap)

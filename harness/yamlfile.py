@@ -1,16 +1,57 @@
-"""YAML config files whose errors point at the file, the line and the field."""
+"""YAML config files whose errors point at the file, the line and the field.
+
+A config file is small: what it may expand to through anchors and aliases is bounded (`MAX_VALUES`), so
+that a few hundred bytes of nested aliases (a "billion laughs") are refused at once instead of growing
+into gigabytes, and values quoted in error messages are cut short (`shown`)."""
 
 from __future__ import annotations
 
+import math
+import re
+import reprlib
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from llara_bench.harness.errors import ConfigError
 
+MAX_VALUES = 100_000  # scalars, lists and mappings a config file may hold once its aliases are expanded
+_SURROGATE = re.compile("[\ud800-\udfff]")  # only an escape (\udfff) can put one in decoded text
+
 
 class LineLoader(yaml.SafeLoader):
-    """Records the line of every mapping key, so errors can point at the offending line."""
+    """Records the line of every mapping key, so errors can point at the offending line; refuses a document
+    that expands to more than `MAX_VALUES` values, or that holds a lone surrogate (not text)."""
+
+    def get_single_data(self) -> Any:
+        node = self.get_single_node()
+        if node is None:
+            return None
+        _expanded_size(node, {})
+        return self.construct_document(node)
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many values ``node`` stands for once every alias is expanded; each distinct node is visited once
+    (an alias is the same node object), so the bomb is measured without being built."""
+    if id(node) in sizes:
+        return sizes[id(node)]
+    if isinstance(node, yaml.ScalarNode):
+        if _SURROGATE.search(node.value):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{shown(node.value)} holds a lone surrogate (an escape such as \\udfff that is not a "
+                "character); expected text", node.start_mark)
+        size = 1
+    else:
+        children = [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else node.value
+        size = 1 + sum(_expanded_size(child, sizes) for child in children)
+    if size > MAX_VALUES:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"this value expands to more than {MAX_VALUES:,} values through nested anchors and "
+            "aliases; expected a config file (write the values out, or use fewer aliases)", node.start_mark)
+    sizes[id(node)] = size
+    return size
 
 
 class Mapping(dict):
@@ -54,6 +95,46 @@ def load_yaml(text: str, path: str) -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else path
         raise ConfigError(f"{where}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid YAML (lists or mappings nested too deeply); expected a config "
+                          "file") from None
+
+
+def read_text(path: Path, what: str) -> str:
+    """The text of a config file (``what``: "suite file", "models file"); a file that cannot be read, or is
+    not UTF-8 text, is a ConfigError naming it."""
+    from llara_bench.harness.failures import describe_os_error
+
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a text file ({exc.reason} at byte {exc.start}); expected a UTF-8 YAML "
+                          f"{what}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the {what} {describe_os_error(exc)}") from None
+
+
+class _Repr(reprlib.Repr):
+    """reprlib's bounded repr, for this module's list and dict subclasses too."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel, self.maxlist, self.maxdict, self.maxstring, self.maxother = 3, 5, 4, 60, 60
+
+    def repr_List(self, x: list, level: int) -> str:  # noqa: N802 - reprlib dispatches on the type's name
+        return self.repr_list(x, level)
+
+    def repr_Mapping(self, x: dict, level: int) -> str:  # noqa: N802
+        return self.repr_dict(x, level)
+
+
+_repr = _Repr()
+
+
+def shown(value: Any, limit: int = 120) -> str:
+    """A value's repr for an error message: bounded, however large or deeply nested the value is."""
+    text = _repr.repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 class FieldReader:
@@ -82,13 +163,13 @@ class FieldReader:
                 raise ConfigError(f"{self.path}: missing field {key!r}")
             return default
         if not isinstance(m[key], str) or not m[key].strip():
-            raise ConfigError(f"{self.where(m, key)}: expected a non-empty string, got {m[key]!r}")
+            raise ConfigError(f"{self.where(m, key)}: expected a non-empty string, got {shown(m[key])}")
         return m[key]
 
     def positive_int(self, m: Mapping, key: str, *, default: int) -> int:
         value = m.get(key, default)
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise ConfigError(f"{self.where(m, key)}: expected a positive integer, got {value!r}")
+            raise ConfigError(f"{self.where(m, key)}: expected a positive integer, got {shown(value)}")
         return value
 
     def number(self, m: Mapping, key: str, *, default: float | None = None, minimum: float = float("-inf")
@@ -96,8 +177,10 @@ class FieldReader:
         if key not in m and default is None:
             raise ConfigError(f"{self.where(m, key)}: missing field {key!r} (a number)")
         value = m.get(key, default)
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < minimum:
-            raise ConfigError(f"{self.where(m, key)}: expected a number >= {minimum}, got {value!r}")
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or \
+                value < minimum:
+            expected = "a number" if minimum == float("-inf") else f"a number >= {minimum:g}"
+            raise ConfigError(f"{self.where(m, key)}: expected {expected}, got {shown(value)}")
         return float(value)
 
     def string_list(self, m: Mapping, key: str, *, required: bool = False, default: list[str] | None = None
@@ -108,5 +191,5 @@ class FieldReader:
             return list(default or [])
         value = m[key]
         if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
-            raise ConfigError(f"{self.where(m, key)}: expected a non-empty list of strings, got {value!r}")
+            raise ConfigError(f"{self.where(m, key)}: expected a non-empty list of strings, got {shown(value)}")
         return value

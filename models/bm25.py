@@ -8,6 +8,7 @@ from typing import Sequence
 import numpy as np
 
 from llara_bench.models.base import EncodingContract, ModelMeta
+from llara_bench.models.errors import NothingToIndex
 
 BM25_CONTRACT = EncodingContract(query_template="{text}", passage_template="{title} {text}",
                                  add_special_tokens=False, pooling="none", normalize=False)
@@ -33,6 +34,9 @@ class BM25Retriever:
     def index(self, ids: Sequence[str], texts: Sequence[str], titles: Sequence[str]) -> int:
         docs = [self.contract.format("passage", t, title) for t, title in zip(texts, titles)]
         tokens = self._tokenize(docs)
+        if not tokens.vocab:  # bm25s would fail on an empty vocabulary, and nothing could be retrieved
+            raise NothingToIndex(f"BM25 finds no word to index in any of the {len(docs):,} documents (each is empty "
+                                 f"or only {self.stopwords!r} stop words), so nothing could be retrieved")
         self.model.index(tokens, show_progress=False)
         self._ids = list(ids)
         return sum(len(doc) for doc in tokens.ids)

@@ -11,6 +11,11 @@ class ConfigError(LlaraBenchError, ValueError):
     """A suite or configuration file (or command-line value) that does not fit its schema."""
 
 
+class NothingToIndex(LlaraBenchError):
+    """A corpus that gives an index nothing (every document empty, or only stop words for BM25): every query
+    would score 0, which is not a result."""
+
+
 class UnknownNameError(LlaraBenchError, KeyError):
     """An unknown model, dataset or suite name, with close matches suggested."""
 

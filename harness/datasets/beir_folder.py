@@ -14,6 +14,7 @@ from typing import Iterator
 
 from llara_bench.harness.datasets.model import Corpus, Dataset, Qrels
 from llara_bench.harness.errors import DataFormatError
+from llara_bench.harness.failures import reason_and_advice
 
 QRELS_HEADER = ["query-id", "corpus-id", "score"]
 
@@ -42,6 +43,7 @@ def load_beir_folder(folder: str | Path, name: str | None = None, splits: list[s
         path = qrels_dir / f"{split}.tsv"
         qrels, missing_docs = _load_qrels(path, queries, doc_ids)
         dataset.qrels[split] = qrels
+        dataset.qrels_sources[split] = str(path)
         if missing_docs:
             dataset.notes.append(f"{path}: {missing_docs} judged doc ids are not in the corpus "
                                  "(they count as never retrieved)")
@@ -51,8 +53,12 @@ def load_beir_folder(folder: str | Path, name: str | None = None, splits: list[s
 def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
     """(1-based line number, decoded line without its line ending), rejecting bad UTF-8 by line."""
     if not path.is_file():
-        raise DataFormatError(path, "file not found")
-    with path.open("rb") as fh:
+        raise DataFormatError(path, "file not found" if not path.exists() else "expected a file, found a folder")
+    try:
+        fh = path.open("rb")
+    except OSError as exc:
+        raise DataFormatError(path, f"cannot read this file: {reason_and_advice(exc)}") from None
+    with fh:
         for lineno, raw in enumerate(fh, start=1):
             try:
                 line = raw.decode("utf-8")
@@ -75,7 +81,21 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
                                         "expected one JSON object per line", line=lineno) from None
         if not isinstance(obj, dict):
             raise DataFormatError(path, f"expected a JSON object, got {type(obj).__name__}", line=lineno)
+        if "\\u" in line:  # only a JSON escape can make a lone surrogate, which no encoder or evaluator takes
+            _refuse_surrogates(path, lineno, obj)
         yield lineno, obj
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _refuse_surrogates(path: Path, lineno: int, obj: dict) -> None:
+    for key, value in obj.items():
+        for text, what in ((key, "a key"), (value, "its value")):
+            if isinstance(text, str) and _SURROGATE.search(text):
+                raise DataFormatError(path, f"{what} holds a lone surrogate ({ascii(text)[:60]}: an escape such as "
+                                            "\\udfff that is not a character); expected text", line=lineno,
+                                      field=ascii(key)[1:-1])
 
 
 def _string_field(path: Path, lineno: int, obj: dict, key: str, *, required: bool, non_empty: bool = False) -> str:
@@ -111,6 +131,9 @@ def _load_corpus(path: Path) -> Corpus:
         corpus.add(doc_id, title, text)
     if not len(corpus):
         raise DataFormatError(path, "no documents (expected one JSON object per line)")
+    if not any(text.strip() for text in corpus.texts) and not any(title.strip() for title in corpus.titles):
+        raise DataFormatError(path, f"all {len(corpus):,} documents are empty (no title, no text): nothing can be "
+                                    "retrieved; expected documents with text")
     return corpus
 
 

@@ -34,6 +34,7 @@ class Split:
     queries: dict[str, str]  # judged queries only, in file order
     qrels: Qrels
     unjudged_queries: int  # queries in the file with no judgment in this split
+    unknown_doc_rows: int = 0  # judgments whose document is not in the corpus (they count as never retrieved)
 
 
 @dataclass
@@ -44,7 +45,9 @@ class Dataset:
     queries: dict[str, str]
     qrels: dict[str, Qrels]  # split name -> qrels
     notes: list[str] = field(default_factory=list)  # loader observations worth recording
+    qrels_sources: dict[str, str] = field(default_factory=dict)  # split name -> its qrels file (default: source)
     _fingerprints: dict[str | None, str] = field(default_factory=dict, repr=False, compare=False)
+    _unknown_doc_rows: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def splits(self) -> list[str]:
@@ -53,6 +56,7 @@ class Dataset:
     def changed(self) -> None:
         """Call after editing the corpus, queries or qrels in place: the memoised fingerprints are stale."""
         self._fingerprints.clear()
+        self._unknown_doc_rows.clear()
 
     def split(self, name: str) -> Split:
         """The judged queries and qrels of one split (BEIR's rule: only judged queries are run)."""
@@ -62,7 +66,29 @@ class Dataset:
             raise UnknownNameError(f"split of dataset {self.name!r}", name, self.splits)
         qrels = self.qrels[name]
         judged = {qid: text for qid, text in self.queries.items() if qid in qrels}
-        return Split(name, judged, qrels, unjudged_queries=len(self.queries) - len(judged))
+        return Split(name, judged, qrels, unjudged_queries=len(self.queries) - len(judged),
+                     unknown_doc_rows=self._judgments_outside_corpus(name))
+
+    def qrels_source(self, split: str) -> str:
+        return self.qrels_sources.get(split, self.source)
+
+    def _judgments_outside_corpus(self, split: str) -> int:
+        """How many judgments of ``split`` name a document the corpus lacks (counted once per split). A split
+        none of whose judged documents is in the corpus is refused: every score would be 0, which is not a
+        result but the wrong qrels or the wrong corpus."""
+        from llara_bench.harness.errors import DataFormatError
+
+        if split not in self._unknown_doc_rows:
+            doc_ids = set(self.corpus.ids)
+            rows = [doc for judged in self.qrels[split].values() for doc in judged]
+            unknown = [doc for doc in rows if doc not in doc_ids]
+            if rows and len(unknown) == len(rows):
+                raise DataFormatError(self.qrels_source(split), f"none of the {len(rows):,} judgments of split "
+                                      f"{split!r} names a document of the corpus of {self.name!r} (e.g. "
+                                      f"{unknown[0][:60]!r} is not a corpus id), so every score would be 0; "
+                                      "expected the qrels of this corpus (check the corpus-id column)")
+            self._unknown_doc_rows[split] = len(unknown)
+        return self._unknown_doc_rows[split]
 
     def fingerprint(self, split: str | None = None) -> str:
         """sha256 over the canonical content (ids, titles, texts, queries, qrels), source-agnostic:

@@ -101,7 +101,7 @@ def adapt(
         manifest = _train_with_progress(steps, "adapt", lambda on_log: run_adapt(
             base, docs, output, settings, tokenizer=tokenizer, mode=mode, chunk_words=chunk_words,
             short_docs=short_docs, max_text_tokens=max_text_tokens, next_token_weight=next_token_weight,
-            on_log=on_log))
+            corpus={"spec": data} if data else {"files": [str(t) for t in text]}, on_log=on_log))
     except LlaraBenchError as exc:
         _fail(exc)
     d = manifest["data"]

@@ -152,7 +152,7 @@ def reproduce(dataset_folder: Path, tokenizer_path: str, output: Path,
     stages.run("llara", lambda log: adapt(
         str(paths["base"]), docs, paths["llara"], settings.adapt, mode=settings.mode,
         next_token_weight=settings.next_token_weight, chunk_words=settings.chunk_words,
-        max_text_tokens=settings.max_text_tokens, on_log=log))
+        max_text_tokens=settings.max_text_tokens, corpus={"spec": spec}, on_log=log))
     finetune_rows(stages, dataset, spec, [("base", "base+ft"), ("llara", "llara+ft")], settings.finetune,
                   settings.contrastive, settings.mine_depth)
     stages.say("evaluate", f"{', '.join(ROWS)} on the test split")

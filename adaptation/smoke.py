@@ -68,7 +68,7 @@ def build(folder: Path) -> None:
     from llara_bench.models.tiny_llama import build_key, corpus_docs, tiny_llama_path
 
     try:
-        adapt(str(tiny_llama_path()), corpus_docs(), folder, SETTINGS, **ADAPT)
+        adapt(str(tiny_llama_path()), corpus_docs(), folder, SETTINGS, corpus={"spec": "embedded:smoke"}, **ADAPT)
     finally:
         shutil.rmtree(workdir_for(folder), ignore_errors=True)
     libraries = library_versions()

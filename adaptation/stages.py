@@ -62,9 +62,11 @@ def encoding_contract(mode: str, dtype: str = "float32") -> EncodingContract:
 
 def adapt(base: str, docs: list[tuple[str, str]], output: Path, settings: TrainSettings, *,
           tokenizer: str | None = None, mode: str = "released", chunk_words: int = 128, short_docs: str = "halve",
-          max_text_tokens: int = 128, next_token_weight: float | None = None,
+          max_text_tokens: int = 128, next_token_weight: float | None = None, corpus: dict | None = None,
           on_log: Callable[[int, dict], None] | None = None) -> dict:
-    """EBAE + EBAR pretraining of ``base`` (a folder or Hub id of a causal LM) on ``docs``."""
+    """EBAE + EBAR pretraining of ``base`` (a folder or Hub id of a causal LM) on ``docs``; ``corpus`` says where
+    they come from (e.g. {"spec": "embedded:smoke"}), recorded in the manifest's data so that a report flags
+    results on that collection."""
     if mode not in MODES:
         raise ConfigError(f"pretext mode {mode!r}: expected one of {', '.join(MODES)}")
     pretext_mode = MODES[mode] if next_token_weight is None else \
@@ -106,7 +108,7 @@ def adapt(base: str, docs: list[tuple[str, str]], output: Path, settings: TrainS
                             settings, workdir_for(output), key_extra=key, monitor=monitor, on_log=on_log)
     manifest = {"stage": "adapted", "base": base, "tokenizer": tokenizer or base, "mode": mode,
                 "pretext": asdict(pretext_mode), "chunk_words": chunk_words,
-                "short_docs": short_docs, "max_text_tokens": max_text_tokens, "data": stats.to_dict(),
+                "short_docs": short_docs, "max_text_tokens": max_text_tokens, "data": {**stats.to_dict(), **(corpus or {})},
                 "added_special_tokens": added, "settings": asdict(settings), "history": result.history,
                 "resumed_from_step": result.resumed_from, "train_seconds": result.seconds}
     save_stage(trained, tok, output, manifest)

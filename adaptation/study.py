@@ -171,7 +171,8 @@ def run_study(base: BaseModel, adapt_on: str, evaluate_on: list[str], output: Pa
     for name, mode in (("llara", "released"), ("control", "next-token")):
         stages.run(name, lambda log, n=name, m=mode: adapt(
             base.source, docs, paths[n], settings.adapt, tokenizer=base.tokenizer, mode=m,
-            chunk_words=settings.chunk_words, max_text_tokens=settings.max_text_tokens, on_log=log))
+            chunk_words=settings.chunk_words, max_text_tokens=settings.max_text_tokens, corpus={"spec": adapt_on},
+            on_log=log))
     if tuning is not None:
         finetune_rows(stages, tuning, finetune_on, [("raw", "raw+ft"), ("llara", "llara+ft")], settings.finetune,
                       settings.contrastive, settings.mine_depth)

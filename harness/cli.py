@@ -234,7 +234,7 @@ def _write_report(inputs: list[Path], output: Path, options: Options) -> None:
         paths = write_report(inputs, output, options)
     except LlaraBenchError as exc:
         _fail(exc)
-    console.print(f"Report: [bold]{escape(str(paths[0]))}[/] (also {', '.join(p.suffix for p in paths[1:])})")
+    console.print(f"Report: [bold]{escape(str(paths[0]))}[/] (also {', '.join(p.name for p in paths[1:])})")
 
 
 @app.command()

@@ -3,6 +3,7 @@ stemming (PyStemmer), Lucene's scoring with k1=1.5, b=0.75, documents as "title 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Sequence
 
 import numpy as np
@@ -20,7 +21,11 @@ class BM25Retriever:
         import bm25s
         import Stemmer
 
-        self.meta = meta
+        # the settings it scores with, in the result (model.extra.bm25), so that a report shows them
+        settings = {"scoring": f"{method} (bm25s {getattr(bm25s, '__version__', '?')})", "k1": k1, "b": b,
+                    "stemmer": f"Snowball {stemmer_language} (PyStemmer)" if stemmer_language else None,
+                    "stop_words": stopwords or None}
+        self.meta = replace(meta, extra={**meta.extra, "bm25": settings})
         self._bm25s = bm25s
         self.stopwords = stopwords
         self.stemmer = Stemmer.Stemmer(stemmer_language) if stemmer_language else None

@@ -188,8 +188,10 @@ class DecoderEncoder:
             log.warning("encoder %s: max lengths capped at the model's %d positions", meta.name, limit)
         self.contract = replace(contract, dtype=dtype_name, **capped)
         resolved["n_parameters"] = sum(p.numel() for p in self.model.parameters())
+        trained = trained_on(folder)  # the data its adaptation / fine-tuning used, so a report can flag it
         self.meta = replace(meta, dimension=self.model.config.hidden_size, contract=self.contract,
-                            n_parameters=resolved["n_parameters"], extra={**meta.extra, "resolved": resolved})
+                            n_parameters=resolved["n_parameters"],
+                            extra={**meta.extra, "resolved": resolved, **({"trained_on": trained} if trained else {})})
         self._affix_ids = {role: affix_ids(self.tokenizer, self.contract, role) for role in ("query", "passage")}
 
     # -- loading -------------------------------------------------------------------------------
@@ -232,3 +234,25 @@ class DecoderEncoder:
                                 batch_size=self.batch_size)
         out.n_flops = sum(self._flops(len(ids)) for ids in inputs)
         return out
+
+def trained_on(folder) -> list[dict[str, Any]]:
+    """The stages that trained the model in ``folder`` and the data each used, newest first, from the manifest
+    that `llara-bench adapt` / `finetune` write (``llara-bench.json``, a fine-tune's ``adapted_from`` chained):
+    [{"stage", "spec", "fingerprint"}]; [] for a folder without one."""
+    import json
+    from pathlib import Path
+
+    from llara_bench.models.registry import ADAPTED_MANIFEST
+
+    path = Path(folder) / ADAPTED_MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except ValueError as exc:
+        raise ConfigError(f"{path}: not the JSON manifest llara-bench adapt/finetune writes ({exc})") from None
+    out = []
+    while isinstance(manifest, dict):
+        data = manifest.get("data") or {}
+        out.append({"stage": manifest.get("stage", "trained"), "spec": data.get("spec"),
+                    "fingerprint": data.get("fingerprint")})
+        manifest = manifest.get("adapted_from")
+    return out

@@ -20,17 +20,24 @@ def build_report(inputs: list[Path], options: Options = Options()) -> Report:
 
 
 def write_report(inputs: list[Path], output: Path, options: Options = Options()) -> list[Path]:
-    """Write OUTPUT (HTML) and the Markdown and CSV beside it (same stem); returns the three paths.
+    """Write OUTPUT (HTML), the Markdown and CSV beside it (same stem), and the per-query table of every
+    dataset as OUTPUT's stem + ``.per-query.csv`` and ``.per-query.jsonl``; returns the paths, HTML, Markdown
+    and CSV first.
 
     Everything is rendered before anything is written, and each file is written atomically.
     """
+    from llara_bench.reports import queries
     from llara_bench.reports.exports import render_csv, render_markdown
     from llara_bench.reports.html import render_html
 
     report = build_report(inputs, options)
     output = Path(output)
-    rendered = {output: render_html(report), output.with_suffix(".md"): render_markdown(report),
-                output.with_suffix(".csv"): render_csv(report)}
+    per_query = {d: queries.for_dataset(report, d) for d in report.datasets}
+    records = queries.records(report, per_query)
+    rendered = {output: render_html(report, output, per_query), output.with_suffix(".md"): render_markdown(report),
+                output.with_suffix(".csv"): render_csv(report),
+                output.with_name(f"{output.stem}.per-query.csv"): queries.render_csv(report, records),
+                output.with_name(f"{output.stem}.per-query.jsonl"): queries.render_jsonl(report, records)}
     for path, text in rendered.items():
         write_atomic(path, text.encode("utf-8"))
     return list(rendered)

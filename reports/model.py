@@ -204,6 +204,33 @@ class Report:
                 peak_rss=max(p["peak_rss_bytes"] for p in t.values()), peak_gpu=max(gpu) if gpu else None))
         return rows
 
+    def ranked(self, dataset: str | None = None) -> list[str]:
+        """The models best first: by the main metric on ``dataset``, or by the mean over the datasets (then by
+        the datasets each has); models without a value last, in report order."""
+        def key(model: str):
+            value = self.mean(model) if dataset is None else self.value(model, dataset)
+            if value is None and dataset is None:  # not run on every dataset: ranked after those that were
+                values = [v for d in self.datasets if (v := self.value(model, d)) is not None]
+                return (1, -(sum(values) / len(values)) if values else 0.0)
+            return (0 if value is not None else 2, -(value or 0.0))
+
+        return sorted(self.models, key=key)
+
+    def adapted_on(self, model: str, dataset: str) -> str | None:
+        """How the model was trained on this dataset's collection, e.g. "adapted on embedded:smoke", from what
+        its adaptation manifests recorded (``model.extra.trained_on``: the stages and the data each used),
+        matched by the dataset's spec, its source or its fingerprint; None when it was not."""
+        result = self.results.get((model, dataset))
+        if result is None:
+            return None
+        info = result["dataset"]
+        ours = {info.get("spec"), info.get("source"), info.get("fingerprint")} - {None}
+        for stage in (result["model"].get("extra") or {}).get("trained_on") or []:
+            theirs = {stage.get("spec"), stage.get("fingerprint")} - {None}
+            if ours & theirs:
+                return f"{stage.get('stage', 'trained')} on {stage.get('spec') or stage.get('fingerprint')}"
+        return None
+
     def model_meta(self, model: str) -> dict:
         return next(r["model"] for (m, _), r in self.results.items() if m == model)
 

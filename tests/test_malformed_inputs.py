@@ -88,6 +88,13 @@ def qrels_outside_corpus(t):
         f"{c / 'qrels' / 'test.tsv'}: none of the 2 judgments", "'x1' is not a corpus id"]
 
 
+def qrels_of_unknown_queries(t):
+    d = folder(t, "D", qrels="q1\td1\t1\nq9\td2\t1\nq9\td3\t1\nq8\td1\t1\n")
+    return run_args(t, "-s", "smoke", "-m", "bm25", "-d", f"folder:{d}"), [
+        f"{d / 'qrels' / 'test.tsv'}:3 (field 'query-id'): query id 'q9' is not in queries.jsonl (3 judgment rows "
+        "of this file name 2 query ids it lacks)"]
+
+
 def surrogate_in_doc_id(t):
     s = folder(t, "S", corpus=['{"_id": "d1\\udfff", "text": "apples"}', '{"_id": "d2", "text": "bananas"}'])
     return run_args(t, "-s", "smoke", "-m", "bm25", "-d", f"folder:{s}"), [
@@ -219,7 +226,7 @@ def models_file_type(entry: str, field: str, expected: str):
 
 CASES = [
     dup_names, dup_file_safe_names, dup_by_dataset_flag, dup_with_discovered, dup_models,  # item 2
-    qrels_outside_corpus,  # 4
+    qrels_outside_corpus, qrels_of_unknown_queries,  # 4
     surrogate_in_query_text, surrogate_in_titles, surrogate_in_suite,  # 5 (the doc id: in a subprocess below)
     all_empty_corpus, stop_words_corpus,  # 6
     corpus_is_a_folder, binary_suite, dataset_name_a_number, cache_is_a_file, output_is_a_file,  # 7, 8

@@ -153,6 +153,8 @@ def _load_qrels(path: Path, queries: dict[str, str], doc_ids: set[str]) -> tuple
     qrels: Qrels = {}
     seen_at: dict[tuple[str, str], int] = {}
     missing_docs: set[str] = set()
+    unknown_queries: dict[str, int] = {}  # query id -> its first line
+    unknown_query_rows = 0
     first = True
     for lineno, line in iter_lines(path):
         if not line.strip():
@@ -174,8 +176,10 @@ def _load_qrels(path: Path, queries: dict[str, str], doc_ids: set[str]) -> tuple
             raise DataFormatError(path, "empty query-id or corpus-id", line=lineno)
         if not _is_int(score):
             raise DataFormatError(path, f"expected an integer grade, got {score!r}", line=lineno, field="score")
-        if qid not in queries:
-            raise DataFormatError(path, f"query id {qid!r} is not in queries.jsonl", line=lineno, field="query-id")
+        if qid not in queries:  # counted to the end of the file, so that the error says how many
+            unknown_queries.setdefault(qid, lineno)
+            unknown_query_rows += 1
+            continue
         grade = int(score)
         previous = qrels.get(qid, {}).get(doc_id)
         if previous is not None and previous != grade:
@@ -185,6 +189,11 @@ def _load_qrels(path: Path, queries: dict[str, str], doc_ids: set[str]) -> tuple
         if doc_id not in doc_ids:
             missing_docs.add(doc_id)
         qrels.setdefault(qid, {})[doc_id] = grade
+    if unknown_queries:
+        qid, lineno = next(iter(unknown_queries.items()))
+        raise DataFormatError(path, f"query id {qid!r} is not in queries.jsonl ({unknown_query_rows:,} judgment "
+                                    f"rows of this file name {len(unknown_queries):,} query ids it lacks); expected "
+                                    "the qrels of these queries", line=lineno, field="query-id")
     if not qrels:
         raise DataFormatError(path, "no judgments (expected rows query-id<TAB>corpus-id<TAB>score)")
     return qrels, len(missing_docs)

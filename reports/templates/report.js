@@ -1,4 +1,4 @@
-// Sortable tables and the plotly charts. Figures are JSON in <script type="application/json"> blocks.
+// Sortable tables, the per-query filters and the chart's view selector; no library, nothing loaded.
 (function () {
   "use strict";
   function key(cell) {
@@ -33,8 +33,29 @@
       th.addEventListener("keydown", function (e) { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); sort(); } });
     });
   });
-  document.querySelectorAll("div.chart[data-figure]").forEach(function (div) {
-    var figure = JSON.parse(document.getElementById(div.getAttribute("data-figure")).textContent);
-    Plotly.newPlot(div, figure.data, figure.layout, { displaylogo: false, responsive: true });
+  // Per-query filters: a row stays when its text holds every word typed (case-insensitive).
+  document.querySelectorAll("input.query-filter").forEach(function (input) {
+    var table = document.getElementById(input.getAttribute("data-table"));
+    var count = document.querySelector('.filter-count[data-for="' + table.id + '"]');
+    var rows = Array.prototype.slice.call(table.tBodies[0].rows);
+    var texts = rows.map(function (row) { return row.textContent.toLowerCase(); });
+    input.addEventListener("input", function () {
+      var words = input.value.toLowerCase().split(/\s+/).filter(Boolean);
+      var shown = 0;
+      rows.forEach(function (row, i) {
+        var keep = words.every(function (w) { return texts[i].indexOf(w) !== -1; });
+        row.hidden = !keep;
+        if (keep) shown += 1;
+      });
+      count.textContent = shown + " of " + rows.length;
+    });
   });
+  var select = document.getElementById("quality-view");
+  if (select) {
+    select.addEventListener("change", function () {
+      document.querySelectorAll("#chart-quality .chart-view").forEach(function (view) {
+        view.hidden = view.getAttribute("data-view") !== select.value;
+      });
+    });
+  }
 })();

@@ -115,6 +115,10 @@ def run(
         if failed(finished.verdicts):
             err_console.print("[bold red]check failed:[/] a score is outside its expected range (FAIL above)")
             raise typer.Exit(code=1)
+        if all(v.status == "not run" for v in finished.verdicts):  # a check that passes because nothing was checked
+            err_console.print("[yellow]note:[/] --check checked nothing: "
+                              + (f"none of the suite's {len(finished.verdicts)} expected scores is for a model and "
+                                 "dataset of this run" if finished.verdicts else "the suite has no expected scores"))
 
 
 @app.command()

@@ -366,6 +366,14 @@ def test_an_expected_score_on_a_dataset_the_data_root_lacks_is_reported(tmp_path
     assert "cannot be checked: no such dataset was found under" in said and "'scifact'" not in said
 
 
+def test_a_check_that_checks_nothing_says_so(tmp_path, cache, capsys):
+    status, stderr = _main(["run", "-s", "smoke", "-m", "renamed=bm25", "-o", str(tmp_path / "runs"), "--no-report",
+                            "--check"], capsys)
+    assert status == 0, stderr
+    assert "--check checked nothing: none of the suite's 4 expected scores is for a model and dataset of this " \
+        "run" in " ".join(stderr.split())
+
+
 def test_every_built_in_expected_score_names_a_registered_model():
     from llara_bench.harness.suites import expected_collections, load_expected
     from llara_bench.models import REGISTRY

@@ -29,7 +29,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 import yaml
 
 from llara_bench.harness.errors import ConfigError, UnknownNameError
-from llara_bench.harness.results import write_atomic
+from llara_bench.harness.results import check_writable, write_atomic
 from llara_bench.harness.yamlfile import FieldReader, Mapping, load_yaml, read_text, shown
 from llara_bench.models import REGISTRY, EncodingContract, ModelEntry, Registry
 from llara_bench.models.contracts import CONTRACTS, ENCODER_ONLY, contract_named
@@ -178,7 +178,8 @@ def load_models_files(paths: list[Path] | None = None, registry: Registry = REGI
     files = [p for p in [user_models_file()] if p.is_file()] + [Path(p) for p in paths or []]
     for path in files:
         if not path.is_file():
-            raise ConfigError(f"models file {path} not found")
+            raise ConfigError(f"models file {path} " + ("is a folder; give a YAML file" if path.is_dir() else
+                                                        "not found"))
         path = path.resolve()  # one origin per file, however it was named
         for entry in parse_models_file(read_text(path, "models file"), path):
             existing = registry.get(entry.name) if entry.name in registry else None
@@ -205,6 +206,9 @@ def register_encoder(name: str, model: str, contract: str, path: Path | None = N
 
     Errors name the `register` command's argument or flag (MODEL, --contract, --dtype, ...)."""
     path = path or user_models_file()
+    if path.is_dir():
+        raise ConfigError(f"models file {path} (--models-file) is a folder; give a YAML file")
+    check_writable(path.parent, "the models file's folder", "--models-file")  # before the model is checked
     doc = None
     if path.is_file():
         existing = read_text(path, "models file")

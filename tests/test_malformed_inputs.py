@@ -184,6 +184,17 @@ def models_file_binary(t):
     return ["models", "--models-file", str(m)], [f"{m}: not a text file", "UTF-8 YAML models file"]
 
 
+def models_file_is_a_folder(t):
+    (t / "models.yaml").mkdir()
+    return ["models", "--models-file", str(t / "models.yaml")], [f"models file {t / 'models.yaml'} is a folder"]
+
+
+def register_into_a_file(t):
+    (t / "out-file").write_text("")
+    return ["register", "x", str(t), "-c", "llara", "--models-file", str(t / "out-file" / "encoders.yaml")], [
+        f"the models file's folder {t / 'out-file'} (--models-file) is not a writable folder: it is a file"]
+
+
 def bomb_in_suite_models(t):
     s = suite(t, f"name: s\ndatasets: [embedded:smoke]\nmodels: {billion_laughs(8)}\n")
     return run_args(t, "-s", str(s)), [f"{s}:3", "expands to more than 100,000 values"]
@@ -230,7 +241,8 @@ CASES = [
     surrogate_in_query_text, surrogate_in_titles, surrogate_in_suite,  # 5 (the doc id: in a subprocess below)
     all_empty_corpus, stop_words_corpus,  # 6
     corpus_is_a_folder, binary_suite, dataset_name_a_number, cache_is_a_file, output_is_a_file,  # 7, 8
-    output_under_a_file, report_into_a_file, mteb_output_is_a_file, models_file_binary,
+    output_under_a_file, report_into_a_file, mteb_output_is_a_file, models_file_binary, models_file_is_a_folder,
+    register_into_a_file,
     bomb_in_suite_models, bomb_in_models_file, small_bomb_is_not_printed_whole, nested_too_deeply,  # 9
     yaml_type("top_k: [1]", "top_k", "expected a positive integer, got [1]"),
     yaml_type("split: 3", "split", "expected a non-empty string, got 3"),

@@ -25,6 +25,7 @@ from llara_bench.models.errors import ConfigError
 from llara_bench.models.gguf import provenance as gguf_provenance
 from llara_bench.models.loading import check_tokenizer, check_weights, dtype_name as resolve_dtype, resolve_folder, \
     resolve_model, sha256_of_files, snapshot_revision
+from llara_bench.models.truncation import cut_to_tokens
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,8 @@ def input_ids(tokenizer, contract: EncodingContract, role: Role, texts: Sequence
         raise ConfigError(f"encoder {name!r}: {role} max length {limit} leaves no room for text after "
                           f"{len(head) + len(tail)} prompt tokens")
     formatted = [contract.format(role, t, titles[i] if titles is not None else "") for i, t in enumerate(texts)]
+    if room is not None:  # a long text's prefix that keeps the same tokens, not the whole text, is tokenized
+        formatted = cut_to_tokens(tokenizer, formatted, room)
     body = tokenizer(formatted, add_special_tokens=False, truncation=room is not None,
                      max_length=room)["input_ids"] if formatted else []
     return [head + ids + tail for ids in body]
@@ -234,6 +237,7 @@ class DecoderEncoder:
                                 batch_size=self.batch_size)
         out.n_flops = sum(self._flops(len(ids)) for ids in inputs)
         return out
+
 
 def trained_on(folder) -> list[dict[str, Any]]:
     """The stages that trained the model in ``folder`` and the data each used, newest first, from the manifest

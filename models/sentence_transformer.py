@@ -15,6 +15,7 @@ from llara_bench.models.base import EncodeOutput, EncodingContract, ModelMeta, P
 from llara_bench.models.batching import Batching, default_token_budget, encode_in_batches
 from llara_bench.models.errors import ConfigError
 from llara_bench.models.loading import dtype_name, resolve_folder
+from llara_bench.models.truncation import cut_to_tokens
 
 
 def minilm_path() -> str:
@@ -111,6 +112,8 @@ class SentenceTransformerEncoder:
 
         formatted = [self.contract.prompt(role, t, titles[i] if titles is not None else "")
                      for i, t in enumerate(texts)]
+        if self.model.max_seq_length:  # its tokenizer truncates only after tokenizing the whole text
+            formatted = cut_to_tokens(self.model.tokenizer, formatted, self.model.max_seq_length)
         lengths = [len(ids) for ids in self.model.tokenizer(formatted, truncation=True,
                                                             max_length=self.model.max_seq_length)["input_ids"]] \
             if formatted else []

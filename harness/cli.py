@@ -141,9 +141,11 @@ def mteb(
     if not task and not folder and not benchmark:
         _fail(ConfigError("name an MTEB task (--task), benchmark (--benchmark) or a BEIR folder (--folder)"))
     try:
-        from llara_bench.harness.results import check_writable
+        from llara_bench.harness.results import check_run_writable
+        from llara_bench.models import REGISTRY
 
-        check_writable(output, "the output folder", "--output")  # before any model is loaded
+        check_run_writable(output, any(m not in REGISTRY or REGISTRY.get(m).meta.kind == "dense"  # before any model
+                                       for m in model or ["minilm"]))                          # is loaded
         finished = run_mteb(load_tasks(task or [], folder or [], benchmark or []), model or ["minilm"], output,
                             on_result=lambda r: console.print(_done_line(r) + f" [dim](MTEB main score "
                                                               f"{r['mteb'].get('main_score', float('nan')):.4f})[/]"))

@@ -31,7 +31,7 @@ import jsonschema
 from llara_bench.harness.errors import DataFormatError
 from llara_bench.harness.record import SCHEMA_VERSION, ResultRecord, RunRecord
 
-__all__ = ["SCHEMA_VERSION", "ResultRecord", "RunRecord", "check_writable", "load_result", "new_run_dir", "read_result", "read_run",
+__all__ = ["SCHEMA_VERSION", "ResultRecord", "RunRecord", "check_run_writable", "check_writable", "load_result", "new_run_dir", "read_result", "read_run",
            "result_paths", "schema", "slug", "write_atomic", "write_json", "write_result", "write_run"]
 
 
@@ -110,6 +110,16 @@ def check_writable(folder: Path, what: str, flag: str) -> None:
                 path.rmdir()
             except OSError:
                 break
+
+
+def check_run_writable(output: Path, uses_cache: bool) -> None:
+    """A run's ``--output`` and, when it will write there (a dense model's embeddings or built weights), the
+    cache: both checked by `check_writable` before any model is loaded."""
+    check_writable(output, "the output folder", "--output")
+    if uses_cache:
+        from llara_bench.models.cache import cache_root
+
+        check_writable(cache_root(), "the cache folder", "LLARA_BENCH_CACHE")
 
 
 def write_atomic(path: Path, data: bytes) -> None:

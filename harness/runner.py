@@ -24,7 +24,6 @@ from llara_bench.harness.search import Run
 from llara_bench.harness.suites import DatasetEntry, Suite, check_distinct_names
 from llara_bench.harness.timing import PhaseTimer
 from llara_bench.models import REGISTRY, ModelEntry
-from llara_bench.models.cache import cache_root
 
 log = logging.getLogger("llara_bench")
 
@@ -175,9 +174,8 @@ def run_suite(config: RunConfig, progress: ProgressFactory = no_progress,
     load_models_files(config.models_files)
     model_entries = select_models(config)  # fail fast on a typo
     if not plan_only:  # before any model is loaded: a run that cannot save fails now, not after its encoding
-        results.check_writable(config.output, "the output folder", "--output")
-        if config.cache.embedding_cache and any(e.meta.kind == "dense" for e in model_entries):
-            results.check_writable(cache_root(), "the cache folder", "LLARA_BENCH_CACHE")
+        results.check_run_writable(config.output, config.cache.embedding_cache and
+                                   any(e.meta.kind == "dense" for e in model_entries))
     if config.name and not plan_only and (config.output / config.name).exists() and \
             any((config.output / config.name).iterdir()):
         raise ConfigError(f"run folder {config.output / config.name} already holds files: choose another --name "

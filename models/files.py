@@ -18,14 +18,18 @@ _UMASK = os.umask(0o022)  # read the process umask (the only way is to set it) a
 os.umask(_UMASK)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, then rename: never a half-written file."""
+def write_atomic(path: Path, data: bytes, *, durable: bool = False) -> None:
+    """Write to a temporary file in the same folder, then rename: never a half-written file. ``durable`` also
+    flushes the data to disk before the rename, so that a power cut cannot leave the name on an empty file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the mode open() would
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 import numpy as np
 
 from llara_bench.models.base import DenseEncoder, Role
+from llara_bench.models.errors import NonFiniteEmbeddings
 
 if TYPE_CHECKING:
     from mteb.abstasks.task_metadata import TaskMetadata
@@ -63,14 +64,19 @@ class MtebEncoder:
         role = self.role(prompt_type)
         texts: list[str] = []
         titles: list[str] = []
+        ids: list[str] = []
         for batch in inputs:
             if role == "passage" and "body" in batch:
                 texts.extend(batch["body"])
                 titles.extend(batch.get("title") or [""] * len(batch["body"]))
             else:
                 texts.extend(batch["text"])
+            ids.extend(batch.get("id") or [])
         out = self.encoder.encode(texts, role, titles=titles or None)
-        return np.asarray(out.vectors, dtype=np.float32)
+        vectors = np.asarray(out.vectors, dtype=np.float32)
+        NonFiniteEmbeddings.check(vectors, self.encoder.meta.name, ids if len(ids) == len(texts) else None,
+                                  "document" if role == "passage" else "text")
+        return vectors
 
     def similarity(self, embeddings1: Any, embeddings2: Any) -> Any:
         """All-pairs scores, by the encoder's declared similarity."""

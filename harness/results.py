@@ -31,8 +31,9 @@ import jsonschema
 from llara_bench.harness.errors import DataFormatError
 from llara_bench.harness.record import SCHEMA_VERSION, ResultRecord, RunRecord
 
-__all__ = ["SCHEMA_VERSION", "ResultRecord", "RunRecord", "check_run_writable", "check_writable", "load_result", "new_run_dir", "read_result", "read_run",
-           "result_paths", "schema", "slug", "write_atomic", "write_json", "write_result", "write_run"]
+__all__ = ["SCHEMA_VERSION", "ResultRecord", "RunRecord", "check_run_writable", "check_writable", "load_result",
+           "new_run_dir", "read_result", "read_run", "result_paths", "schema", "slug", "write_atomic", "write_json",
+           "write_result", "write_run"]
 
 
 def schema(name: str = "result") -> dict:

@@ -118,7 +118,7 @@ class ResultRecord(_Record):
     """One model on one dataset: ``<run dir>/results/<model>/<dataset>.json``."""
 
     _NESTED = {"suite": SuiteInfo, "model": ModelInfo, "dataset": DatasetInfo, "search": SearchInfo}
-    _OMIT_IF_NONE = frozenset({"run_file", "embeddings", "mteb", "examples"})
+    _OMIT_IF_NONE = frozenset({"run_file", "qrels_file", "embeddings", "mteb", "examples"})
 
     suite: SuiteInfo
     model: ModelInfo
@@ -134,6 +134,7 @@ class ResultRecord(_Record):
     mteb: dict[str, Any] | None = None  # llara-bench mteb: MTEB's own scores
     run_id: str = ""  # the run directory's name: set when written (results.write_result)
     run_file: str | None = None  # the TREC run file, relative to the run directory: set when written
+    qrels_file: str | None = None  # the qrels as scored (TREC format), relative to the run directory: idem
     created_at: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
     schema_version: int = SCHEMA_VERSION
     other_fields: dict[str, Any] = field(default_factory=dict)
@@ -150,6 +151,7 @@ class RunRecord(_Record):
     plan: list[dict[str, Any]] = field(default_factory=list)  # the memory plan made before the run
     groups: list[dict[str, Any]] = field(default_factory=list)  # mean scores of dataset groups
     gates: list[dict[str, Any]] = field(default_factory=list)  # the suite's expected scores, judged
+    compare: list[list[str]] = field(default_factory=list)  # the suite's pairs the report shows first (A, B)
     run_id: str = ""  # the run directory's name: set when written (results.write_run)
     schema_version: int = SCHEMA_VERSION
     other_fields: dict[str, Any] = field(default_factory=dict)

@@ -36,12 +36,12 @@ from typing import Any
 from llara_bench.harness.datasets import discover_beir_folders
 from llara_bench.harness.errors import ConfigError, UnknownNameError
 from llara_bench.harness.gates import CONDITIONS, DEFAULT_TOLERANCE, Expectation
-from llara_bench.harness.metrics import DEFAULT_MEASURES, parse_measures
+from llara_bench.harness.metrics import DEFAULT_MEASURES, canonical_measures
 from llara_bench.harness.yamlfile import FieldReader, Mapping, load_yaml, read_text, shown
 
 
 SUITE_KEYS = {"name", "description", "models", "baseline", "datasets", "measures", "main_metric", "split", "top_k",
-              "conventions", "expected", "titles"}
+              "conventions", "expected", "titles", "compare"}
 EXPECTED_KEYS = {"model", "dataset", "metric", "score", "tolerance", "source", *CONDITIONS}
 ENTRY_KEYS = {"spec", "name", "split", "top_k", "drop_self_hits", "relevance_map", "group", "titles"}
 CONVENTION_KEYS = ENTRY_KEYS - {"spec", "name", "group"}
@@ -77,6 +77,7 @@ class Suite:
     baseline: str | None = None  # the model the report compares the others with (default: the first)
     expected: list[Expectation] = field(default_factory=list)  # expected-score gates (harness.gates)
     titles: str | None = None  # the datasets' default title source (MS MARCO passage: RocketQA's titles)
+    compare: list[tuple[str, str]] = field(default_factory=list)  # pairs the report shows first (A against B)
 
     def resolve_datasets(self, data_root: Path | None) -> list[DatasetEntry]:
         entries = list(self.datasets)
@@ -134,11 +135,8 @@ def parse_suite(text: str, path: str) -> Suite:
     top_k = err.positive_int(doc, "top_k", default=100)
     models = err.string_list(doc, "models", required=True)
     measures = err.string_list(doc, "measures", default=list(DEFAULT_MEASURES))
-    try:
-        measures = [str(m) for m in parse_measures(measures)]
-    except ConfigError as exc:
-        raise ConfigError(f"{err.where(doc, 'measures')}: {exc}") from None
-    main_metric = err.string(doc, "main_metric", default=measures[0])
+    measures = _measures(err, doc, "measures", measures)  # any case, as --measures: ndcg@10 is nDCG@10
+    main_metric = _measures(err, doc, "main_metric", [err.string(doc, "main_metric", default=measures[0])])[0]
     if main_metric not in measures:
         raise ConfigError(f"{err.where(doc, 'main_metric')}: {main_metric!r} is not among the measures {measures}")
     baseline = err.string(doc, "baseline", default=None)
@@ -158,7 +156,7 @@ def parse_suite(text: str, path: str) -> Suite:
         conventions[str(ds_name)] = _entry_fields(err, conv)
     suite = Suite(name=name, description=err.string(doc, "description", default=""), path=path, models=models,
                   measures=measures, main_metric=main_metric, split=split, top_k=top_k, conventions=conventions,
-                  baseline=baseline, titles=_titles(err, doc))
+                  baseline=baseline, titles=_titles(err, doc), compare=_pairs(err, doc, models))
     raw_datasets = doc.get("datasets")
     if not isinstance(raw_datasets, list) or not raw_datasets:
         raise ConfigError(f"{err.where(doc, 'datasets')}: expected a non-empty list of dataset specs")
@@ -254,8 +252,8 @@ def _expectation(err: FieldReader, item: Any, where: str, *, dataset: str | None
     err.unknown_keys(item, EXPECTED_KEYS - {"dataset"} if dataset else EXPECTED_KEYS)
     metric = err.string(item, "metric", required=default_metric is None, default=default_metric)
     try:
-        metric = str(parse_measures([metric])[0])
-    except ConfigError as exc:
+        metric = canonical_measures([metric])[0]
+    except (ConfigError, UnknownNameError) as exc:
         raise ConfigError(f"{err.where(item, 'metric')}: {exc}") from None
     conditions: dict[str, Any] = {}
     for key in (k for k in CONDITIONS if k in item):
@@ -280,6 +278,35 @@ def _check_runs_dataset(suite: Suite, name: str, where: str) -> None:
     found = f" or BEIR folders named {' or '.join(suite.discover_match)}" if suite.discover else ""
     raise ConfigError(f"{where}: dataset {name!r} is not among the suite's datasets {names}{found}, so this "
                       f"gate would never fire{hint}")
+
+
+def _measures(err: FieldReader, doc: Mapping, key: str, names: list[str]) -> list[str]:
+    """ir_measures' spelling of measures named in any case; an unknown one named with its line and a
+    did-you-mean."""
+    try:
+        return canonical_measures(names)
+    except (ConfigError, UnknownNameError) as exc:
+        raise ConfigError(f"{err.where(doc, key)}: {exc}") from None
+
+
+def _pairs(err: FieldReader, doc: Mapping, models: list[str]) -> list[tuple[str, str]]:
+    """``compare: [[A, B], ...]``: the comparisons that matter, each A against B, both models of the suite."""
+    raw = doc.get("compare") or []
+    if not isinstance(raw, list):
+        raise ConfigError(f"{err.where(doc, 'compare')}: expected a list of model pairs, e.g. "
+                          "[[tiny-llara, tiny-llama]]")
+    pairs = []
+    for item in raw:
+        if not (isinstance(item, list) and len(item) == 2 and all(isinstance(m, str) for m in item)
+                and item[0] != item[1]):
+            raise ConfigError(f"{err.where(doc, 'compare')}: expected pairs of two different model names, e.g. "
+                              f"[tiny-llara, tiny-llama]; got {shown(item)}")
+        for name in item:
+            if name not in models:
+                raise UnknownNameError(f"model in {err.where(doc, 'compare')} (one of the suite's models)", name,
+                                       models)
+        pairs.append((item[0], item[1]))
+    return pairs
 
 
 def check_distinct_names(entries: list[DatasetEntry]) -> None:

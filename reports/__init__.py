@@ -15,11 +15,14 @@ from llara_bench.reports.model import Options, Report, build
 __all__ = ["Options", "Report", "build_report", "write_report"]
 
 
-def build_report(inputs: list[Path], options: Options = Options()) -> Report:
-    return build(collect(inputs), options)
+def build_report(inputs: list, options: Options = Options(), *, qrels: Path | None = None,
+                 measures: list[str] | None = None) -> Report:
+    """The report of ``inputs`` (paths, or `collect.Input` with a label); TREC run files among them are scored
+    against ``qrels`` with ``measures``."""
+    return build(collect(inputs, qrels, measures), options)
 
 
-def write_report(inputs: list[Path], output: Path, options: Options = Options()) -> list[Path]:
+def write_report(inputs: list | Report, output: Path, options: Options = Options()) -> list[Path]:
     """Write OUTPUT (HTML), the Markdown and CSV beside it (same stem), and the per-query table of every
     dataset as OUTPUT's stem + ``.per-query.csv`` and ``.per-query.jsonl``; returns the paths, HTML, Markdown
     and CSV first.
@@ -27,15 +30,15 @@ def write_report(inputs: list[Path], output: Path, options: Options = Options())
     Everything is rendered before anything is written, and each file is written atomically.
     """
     from llara_bench.reports import queries
-    from llara_bench.reports.exports import render_csv, render_markdown
+    from llara_bench.reports.exports import render_csv, render_latex, render_markdown
     from llara_bench.reports.html import render_html
 
-    report = build_report(inputs, options)
+    report = inputs if isinstance(inputs, Report) else build_report(inputs, options)
     output = Path(output)
     per_query = {d: queries.for_dataset(report, d) for d in report.datasets}
     records = queries.records(report, per_query)
     rendered = {output: render_html(report, output, per_query), output.with_suffix(".md"): render_markdown(report),
-                output.with_suffix(".csv"): render_csv(report),
+                output.with_suffix(".csv"): render_csv(report), output.with_suffix(".tex"): render_latex(report),
                 output.with_name(f"{output.stem}.per-query.csv"): queries.render_csv(report, records),
                 output.with_name(f"{output.stem}.per-query.jsonl"): queries.render_jsonl(report, records)}
     for path, text in rendered.items():

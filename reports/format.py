@@ -21,6 +21,17 @@ def pvalue(p) -> str:
     return "<0.0001" if p < 1e-4 else f"{p:.4f}"
 
 
+def p_of(c) -> str:
+    """A comparison's p: "< 1/(R+1)" (e.g. "< 0.0001" for 10,000 sign flips) when no resample reached the
+    observed difference, where the +1 convention's value would read as a measurement."""
+    return f"< {c.p_floor:.2g}" if c.p_at_floor else pvalue(c.p_value)
+
+
+def p_adjusted_of(c) -> str:
+    """A comparison's corrected p; an upper bound (≤) when its p is (`p_of`)."""
+    return f"≤ {pvalue(c.p_adjusted)}" if c.p_at_floor else pvalue(c.p_adjusted)
+
+
 def size_bytes(n) -> str:
     if not n:
         return DASH

@@ -1,18 +1,23 @@
 """The report as data: which models and datasets, the main metric's table, the comparisons with the
-baseline, throughput and timings, and provenance. The HTML, Markdown and CSV writers only render it."""
+baseline and between every pair of models (as ranx's ``compare``), throughput and timings, and provenance.
+The HTML, Markdown, CSV and LaTeX writers only render it."""
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from llara_bench.harness.errors import ConfigError, UnknownNameError
+from llara_bench.harness.metrics import canonical_measures
 from llara_bench.harness.timing import PHASES, corpus_rates
 from llara_bench.reports.collect import Collected
-from llara_bench.reports.stats import CORRECTIONS, DEFAULT_RESAMPLES, TESTS, Comparison, compare
+from llara_bench.reports.stats import CORRECTIONS, DEFAULT_RESAMPLES, TESTS, Comparison, compare_pairs
+
+# below this many paired queries a test has little power and its p-values say little (a warning, not a refusal)
+MIN_QUERIES = 20
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,9 @@ class Report:
     notes: list[str]
     sources: dict[tuple[str, str], str]
     gates: list[dict] = field(default_factory=list)  # expected scores judged by the runs (OK / OKish / FAIL)
+    # every pair of models on each dataset, one family per dataset: dataset -> (A, B) -> A against B
+    pairwise: dict[str, dict[tuple[str, str], Comparison]] = field(default_factory=dict)
+    declared: list[tuple[str, str]] = field(default_factory=list)  # the suites' `compare:` pairs, shown first
     generated_at: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
 
     @property
@@ -97,6 +105,53 @@ class Report:
         if self.options.test == "t-test":
             return "paired t-test"
         return f"paired randomisation test, {self.options.n_resamples:,} sign flips"
+
+    def caption(self, view: str = "baseline") -> str:
+        """What a significance table's p-values are: the test, the correction and how many comparisons it
+        corrected over (``view``: "baseline" for each model against the baseline, "pairs" for all pairs)."""
+        found = self.comparisons if view == "baseline" else \
+            {(pair, d): c for d, pairs in self.pairwise.items() for pair, c in pairs.items()}
+        families = {key[1]: c.family for key, c in found.items()}
+        what = f"the comparisons with {self.baseline}" if view == "baseline" else "all pairs of models"
+        if len(set(families.values())) == 1:
+            counted = f"{what} on each dataset ({next(iter(families.values()))} per dataset, " \
+                f"{len(found)} in all)"
+        else:
+            counted = f"{what} on each dataset ({', '.join(f'{d}: {k}' for d, k in families.items())})"
+        text = (f"Per-query {self.metric}, paired by query. p: {self.test_description}, two-sided; p adj.: "
+                f"{self.options.correction.capitalize()} correction over {counted}; significant when "
+                f"p adj. < {self.options.alpha}.")
+        if any(c.p_at_floor for c in found.values()):
+            text += (f" p < {1 / (self.options.n_resamples + 1):.2g}: no sign flip reached the observed difference "
+                     "(more --resamples resolve smaller p); its p adj. is then an upper bound (≤).")
+        return text
+
+    def pairs_shown(self, dataset: str) -> list[tuple[str, str]]:
+        """The pairs compared on ``dataset``: the suites' declared pairs first, then the rest in report order."""
+        found = self.pairwise.get(dataset, {})
+        return [p for p in self.declared if p in found] + [p for p in found if p not in self.declared]
+
+    def pair(self, a: str, b: str, dataset: str) -> Comparison | None:
+        """A against B on ``dataset`` (either order: the comparison is turned around when stored as B, A)."""
+        found = self.pairwise.get(dataset, {})
+        if (a, b) in found:
+            return found[(a, b)]
+        c = found.get((b, a))
+        if c is None:
+            return None
+        return replace(c, mean=c.baseline_mean, baseline_mean=c.mean, delta=-c.delta, ci_low=-c.ci_high,
+                       ci_high=-c.ci_low, wins=c.losses, losses=c.wins)
+
+    def matrix(self, dataset: str) -> dict[tuple[str, str], int | None]:
+        """(row, column) -> +1 the row model is significantly better than the column model on ``dataset``,
+        -1 significantly worse, 0 a tie (no significant difference), None not compared (or the diagonal)."""
+        out: dict[tuple[str, str], int | None] = {}
+        for a in self.models:
+            for b in self.models:
+                c = None if a == b else self.pair(a, b, dataset)
+                out[(a, b)] = None if c is None else (0 if not c.significant(self.options.alpha)
+                                                      else 1 if c.delta > 0 else -1)
+        return out
 
     def measures(self) -> list[str]:
         """Every measure any result has, in the order first seen."""
@@ -276,7 +331,8 @@ def build(collected: Collected, options: Options = Options()) -> Report:
     models = list(dict.fromkeys(r["model"]["name"] for r in results))
     datasets = list(dict.fromkeys(r["dataset"]["name"] for r in results))
     by_key = {(r["model"]["name"], r["dataset"]["name"]): r for r in results}
-    metric = options.metric or results[0]["main_metric"]
+    # any case, as --measures: ndcg@10 is nDCG@10 (an unknown name gets a did-you-mean)
+    metric = canonical_measures([options.metric])[0] if options.metric else results[0]["main_metric"]
     for r in results:
         if metric not in r["metrics"] or metric not in r["per_query"]:
             key = (r["model"]["name"], r["dataset"]["name"])
@@ -296,10 +352,15 @@ def build(collected: Collected, options: Options = Options()) -> Report:
     if apart:
         report.notes.append(f"{apart} expected score{'s' if apart > 1 else ''} not comparable: run under other "
                             "conditions than measured (see Expected scores)")
+    report.declared = [(a, b) for a, b in collected.compare if a in models and b in models]
     for dataset in datasets:
         why = _compare_dataset(dataset, models, baseline, by_key, metric, options, report.comparisons)
         if why:
             report.untestable[dataset] = why
+        report.pairwise[dataset] = _compare_all_pairs(dataset, models, by_key, metric, options, report.declared)
+    report.notes += [f"{d} has only {n} judged quer{'y' if n == 1 else 'ies'}: below ~{MIN_QUERIES} a paired test "
+                     "has little power and its p-values say little" for d in datasets
+                     if (n := len(_scored_queries(d, models, by_key, metric))) < MIN_QUERIES]
     report.notes += [f"{m} has untrained (random) weights: its scores are a floor, not a model's quality"
                      for m in models if report.model_meta(m).get("trained") is False]
     dirty = [run_id for run_id, run in report.runs().items() if (run["provenance"].get("git") or {}).get("dirty")]
@@ -312,24 +373,51 @@ def build(collected: Collected, options: Options = Options()) -> Report:
 def _compare_dataset(dataset: str, models: list[str], baseline: str, results: dict, metric: str,
                      options: Options, out: dict) -> str | None:
     """Fill ``out`` with this dataset's comparisons against the baseline; or say why there are none."""
-    base = results.get((baseline, dataset))
-    if base is None:
+    if (baseline, dataset) not in results:
         return f"the baseline {baseline} was not run on it"
     others = [m for m in models if m != baseline and (m, dataset) in results]
     if not others:
         return None
-    fingerprints = {results[(m, dataset)]["dataset"]["fingerprint"] for m in [baseline, *others]}
+    paired = _paired_scores(dataset, [baseline, *others], results, metric)
+    if isinstance(paired, str):
+        return paired
+    base = paired[baseline]
+    found = compare_pairs([(paired[m], base) for m in others], test=options.test, correction=options.correction,
+                          confidence=options.confidence, n_resamples=options.n_resamples, seed=options.seed)
+    out.update({(m, dataset): c for m, c in zip(others, found)})
+    return None
+
+
+def _compare_all_pairs(dataset: str, models: list[str], results: dict, metric: str, options: Options,
+                       declared: list[tuple[str, str]]) -> dict[tuple[str, str], Comparison]:
+    """Every pair of the models run on ``dataset``, corrected as one family (ranx's ``compare``); a declared
+    pair keeps its declared order (A against B). Empty when the scores cannot be paired (the baseline view
+    says why)."""
+    ran = [m for m in models if (m, dataset) in results]
+    paired = _paired_scores(dataset, ran, results, metric) if len(ran) > 1 else "fewer than two models"
+    if isinstance(paired, str):
+        return {}
+    pairs = [(a, b) if (b, a) not in declared else (b, a) for i, a in enumerate(ran) for b in ran[i + 1:]]
+    found = compare_pairs([(paired[a], paired[b]) for a, b in pairs], test=options.test,
+                          correction=options.correction, confidence=options.confidence,
+                          n_resamples=options.n_resamples, seed=options.seed)
+    return dict(zip(pairs, found))
+
+
+def _scored_queries(dataset: str, models: list[str], results: dict, metric: str) -> list[str]:
+    """The queries scored on ``dataset`` (the first model's that ran it)."""
+    first = next((results[(m, dataset)] for m in models if (m, dataset) in results), None)
+    return sorted(first["per_query"][metric]) if first else []
+
+
+def _paired_scores(dataset: str, models: list[str], results: dict, metric: str) -> dict[str, np.ndarray] | str:
+    """Each model's per-query scores on ``dataset`` in one query order; or why they cannot be paired."""
+    fingerprints = {results[(m, dataset)]["dataset"]["fingerprint"] for m in models}
     if len(fingerprints) > 1:
         return (f"its results come from different data (fingerprints {', '.join(sorted(fingerprints))}): "
                 "per-query scores cannot be paired")
-    base_scores = base["per_query"][metric]
-    queries = sorted(base_scores)
-    for m in others:
+    queries = sorted(results[(models[0], dataset)]["per_query"][metric])
+    for m in models[1:]:
         if set(results[(m, dataset)]["per_query"][metric]) != set(queries):
-            return f"{m} was scored on other queries than {baseline}: per-query scores cannot be paired"
-    scores = [np.array([results[(m, dataset)]["per_query"][metric][q] for q in queries]) for m in others]
-    found = compare(scores, np.array([base_scores[q] for q in queries]), test=options.test,
-                    correction=options.correction, confidence=options.confidence,
-                    n_resamples=options.n_resamples, seed=options.seed)
-    out.update({(m, dataset): c for m, c in zip(others, found)})
-    return None
+            return f"{m} was scored on other queries than {models[0]}: per-query scores cannot be paired"
+    return {m: np.array([results[(m, dataset)]["per_query"][metric][q] for q in queries]) for m in models}

@@ -1,13 +1,16 @@
 """Paired significance over per-query scores: a randomisation (sign-flip) test, the paired t-test,
-confidence intervals, Holm and Bonferroni corrections, and win/tie/loss counts.
+confidence intervals, Holm and Bonferroni corrections (statsmodels' ``multipletests``), win/tie/loss
+counts, and every pair of models at once (as ranx's ``compare``).
 
 The randomisation test follows ``scipy.stats.permutation_test(..., permutation_type="samples")``
 with the mean difference as statistic: the same p-value convention (two-sided = twice the smaller
 one-sided p, capped at 1; ``+1`` in numerator and denominator when sampling, none when every sign
 vector is enumerated), and the same float tolerance. It is written here because scipy's version
-takes ~19 s for one comparison on 7,000 queries; this one flips the signs of every model's
+takes ~19 s for one comparison on 7,000 queries; this one flips the signs of every comparison's
 differences on one dataset with one matrix product, ~0.1 s. ``tests/test_report_stats.py`` checks
-it against scipy.
+it against scipy. The corrections are statsmodels' own (a well-kept, widely cited implementation,
+and its other methods are one name away); ranx's ``compare`` was not used: it computes its own
+metrics (the harness's are ir_measures') and needs numba.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats as sps
+from statsmodels.stats.multitest import multipletests
 
 TESTS = ("randomization", "t-test")
 CORRECTIONS = ("holm", "bonferroni")
@@ -40,7 +44,7 @@ def randomization_pvalues(diffs: np.ndarray, n_resamples: int = DEFAULT_RESAMPLE
     total = diffs.sum(axis=0)
     less = np.zeros(m)
     greater = np.zeros(m)
-    exact = n < 63 and 2 ** n <= n_resamples
+    exact = _enumerates(n, n_resamples)
 
     def tally(bits: np.ndarray) -> None:
         # a sign vector s = 2b - 1 gives mean(s * d) = (2 b·d - sum(d)) / n
@@ -71,34 +75,33 @@ def _batched(iterable, size):
 
 def holm(pvalues) -> np.ndarray:
     """Holm's step-down adjusted p-values (family-wise error), in the input order."""
-    p = np.asarray(pvalues, dtype=np.float64)
-    m = len(p)
-    order = np.argsort(p, kind="stable")
-    stepped = np.maximum.accumulate((m - np.arange(m)) * p[order])
-    adjusted = np.empty(m)
-    adjusted[order] = np.minimum(1.0, stepped)
-    return adjusted
+    return adjust(pvalues, "holm")
 
 
 def bonferroni(pvalues) -> np.ndarray:
-    p = np.asarray(pvalues, dtype=np.float64)
-    return np.minimum(1.0, p * len(p))
+    return adjust(pvalues, "bonferroni")
 
 
 def adjust(pvalues, correction: str) -> np.ndarray:
+    """statsmodels' ``multipletests`` adjusted p-values over ``pvalues`` as one family (nan: no test, kept out)."""
     if correction not in CORRECTIONS:
         raise ValueError(f"unknown correction {correction!r}; expected one of {', '.join(CORRECTIONS)}")
-    return holm(pvalues) if correction == "holm" else bonferroni(pvalues)
+    p = np.asarray(pvalues, dtype=np.float64)
+    out = np.full(len(p), np.nan)
+    tested = ~np.isnan(p)
+    if tested.any():
+        out[tested] = multipletests(p[tested], method=correction)[1]
+    return out
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """One model against the baseline on one dataset's per-query scores."""
+    """One model (A) against another (B, the baseline in the baseline view) on one dataset's per-query scores."""
 
     n: int
-    mean: float  # the model's mean over the paired queries
-    baseline_mean: float
-    delta: float  # mean(model - baseline)
+    mean: float  # A's mean over the paired queries
+    baseline_mean: float  # B's
+    delta: float  # mean(A - B)
     ci_low: float  # paired t interval of delta
     ci_high: float
     p_value: float
@@ -106,34 +109,61 @@ class Comparison:
     wins: int
     ties: int
     losses: int
+    p_floor: float | None = None  # 1/(resamples+1) for a sampled randomisation test: the smallest p it resolves
+    family: int = 1  # comparisons corrected together (the correction's m)
 
     def significant(self, alpha: float) -> bool:
         return self.p_adjusted < alpha
+
+    @property
+    def p_at_floor(self) -> bool:
+        """No resample was as extreme as the observed difference: p is an upper bound (shown "< 1/(R+1)")."""
+        # two-sided: twice (0 + 1) / (R + 1)
+        return self.p_floor is not None and self.p_value <= 2 * self.p_floor * (1 + 1e-9)
 
 
 def compare(model_scores: list[np.ndarray], baseline: np.ndarray, *, test: str = "randomization",
             correction: str = "holm", confidence: float = 0.95, n_resamples: int = DEFAULT_RESAMPLES,
             seed: int = 0) -> list[Comparison]:
     """Compare each model's per-query scores with the baseline's (same queries, same order) as one family."""
+    return compare_pairs([(s, baseline) for s in model_scores], test=test, correction=correction,
+                         confidence=confidence, n_resamples=n_resamples, seed=seed)
+
+
+def compare_pairs(pairs: list[tuple[np.ndarray, np.ndarray]], *, test: str = "randomization",
+                  correction: str = "holm", confidence: float = 0.95, n_resamples: int = DEFAULT_RESAMPLES,
+                  seed: int = 0) -> list[Comparison]:
+    """Compare A with B for each (A, B) pair of per-query scores (same queries, same order); the pairs are one
+    family for the correction (all pairs of models on a dataset, as ranx's ``compare``; or each model against
+    the baseline)."""
     if test not in TESTS:
         raise ValueError(f"unknown test {test!r}; expected one of {', '.join(TESTS)}")
-    if not model_scores:
+    if not pairs:
         return []
-    baseline = np.asarray(baseline, dtype=np.float64)
-    scores = np.column_stack([np.asarray(s, dtype=np.float64) for s in model_scores])
-    diffs = scores - baseline[:, None]
-    n = len(baseline)
-    t_tests = [paired_t(scores[:, j], baseline, confidence) for j in range(diffs.shape[1])]
+    a = np.column_stack([np.asarray(x, dtype=np.float64) for x, _ in pairs])
+    b = np.column_stack([np.asarray(y, dtype=np.float64) for _, y in pairs])
+    diffs = a - b
+    n = diffs.shape[0]
+    t_tests = [paired_t(a[:, j], b[:, j], confidence) for j in range(diffs.shape[1])]
+    floor = None
     if test == "randomization" and n:
         pvalues = randomization_pvalues(diffs, n_resamples, seed)
+        if not _enumerates(n, n_resamples):
+            floor = 1 / (n_resamples + 1)
     else:
         pvalues = np.array([t[0] for t in t_tests])
     adjusted = adjust(pvalues, correction)
-    return [Comparison(n=n, mean=_mean(scores[:, j]), baseline_mean=_mean(baseline), delta=_mean(diffs[:, j]),
+    return [Comparison(n=n, mean=_mean(a[:, j]), baseline_mean=_mean(b[:, j]), delta=_mean(diffs[:, j]),
                        ci_low=t_tests[j][1], ci_high=t_tests[j][2], p_value=float(pvalues[j]),
                        p_adjusted=float(adjusted[j]), wins=int((diffs[:, j] > 0).sum()),
-                       ties=int((diffs[:, j] == 0).sum()), losses=int((diffs[:, j] < 0).sum()))
+                       ties=int((diffs[:, j] == 0).sum()), losses=int((diffs[:, j] < 0).sum()),
+                       p_floor=floor, family=len(pairs))
             for j in range(diffs.shape[1])]
+
+
+def _enumerates(n: int, n_resamples: int) -> bool:
+    """True when every sign vector is enumerated (exact p) rather than sampled."""
+    return n < 63 and 2 ** n <= n_resamples
 
 
 def paired_t(scores: np.ndarray, baseline: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:

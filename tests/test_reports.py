@@ -215,7 +215,7 @@ def test_report_command_errors_name_what_is_wrong(synthetic_run, tmp_path):
         assert result.exit_code == 2, result.output
         return " ".join(result.output.split())  # rich wraps long lines
 
-    assert f"{tmp_path / 'nope'}: no such run directory or result file" in report(tmp_path / "nope")
+    assert f"{tmp_path / 'nope'}: no such run directory, result file or TREC run file" in report(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
     assert "not a run directory: expected run.json or results/" in report(tmp_path / "empty")
     assert "Did you mean 'minilm'" in report(synthetic_run, "-o", tmp_path / "r.html", "-b", "minilmm")

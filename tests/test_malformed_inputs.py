@@ -107,6 +107,13 @@ def surrogate_in_query_text(t):
         f"{s / 'queries.jsonl'}:2 (field 'text')", "lone surrogate"]
 
 
+def surrogate_bytes_in_qrels(t):
+    q = folder(t, "Q")
+    (q / "qrels" / "test.tsv").write_bytes(b"q1\td1\t1\nq2\td\xed\xbf\xbf\t1\n")  # a surrogate encoded as UTF-8
+    return run_args(t, "-s", "smoke", "-m", "bm25", "-d", f"folder:{q}"), [
+        f"{q / 'qrels' / 'test.tsv'}:2: not valid UTF-8"]
+
+
 def surrogate_in_titles(t):
     titles = t / "titles.jsonl"
     titles.write_text('{"docid": "d1", "title": "ok"}\n{"docid": "d2", "title": "\\udfff"}\n')
@@ -244,7 +251,7 @@ def models_file_type(entry: str, field: str, expected: str):
 CASES = [
     dup_names, dup_file_safe_names, dup_by_dataset_flag, dup_with_discovered, dup_models,  # item 2
     qrels_outside_corpus, qrels_of_unknown_queries,  # 4
-    surrogate_in_query_text, surrogate_in_titles, surrogate_in_suite,  # 5 (the doc id: in a subprocess below)
+    surrogate_in_query_text, surrogate_bytes_in_qrels, surrogate_in_titles, surrogate_in_suite,  # 5 (the doc id: in a subprocess below)
     all_empty_corpus, stop_words_corpus,  # 6
     corpus_is_a_folder, binary_suite, dataset_name_a_number, cache_is_a_file, output_is_a_file,  # 7, 8
     output_under_a_file, report_into_a_file, mteb_output_is_a_file, mteb_cache_is_a_file, models_file_binary,
@@ -382,6 +389,13 @@ def test_an_expected_score_on_a_dataset_the_data_root_lacks_is_reported(tmp_path
     said = " ".join(stderr.split())
     assert "beir-local.yaml: the expected scores of 'cisi', 'cranfield'," in said
     assert "cannot be checked: no such dataset was found under" in said and "'scifact'" not in said
+
+
+def test_an_escaped_surrogate_pair_is_a_character_and_loads(tmp_path):
+    from llara_bench.harness.datasets.beir_folder import load_beir_folder
+
+    f = folder(tmp_path, "F", corpus=['{"_id": "d1", "text": "smile \\ud83d\\ude00"}', '{"_id": "d2", "text": "b"}'])
+    assert load_beir_folder(f).corpus.texts[0] == "smile \U0001F600"
 
 
 def test_a_check_that_checks_nothing_says_so(tmp_path, cache, capsys):

@@ -251,7 +251,8 @@ def models_file_type(entry: str, field: str, expected: str):
 CASES = [
     dup_names, dup_file_safe_names, dup_by_dataset_flag, dup_with_discovered, dup_models,  # item 2
     qrels_outside_corpus, qrels_of_unknown_queries,  # 4
-    surrogate_in_query_text, surrogate_bytes_in_qrels, surrogate_in_titles, surrogate_in_suite,  # 5 (the doc id: in a subprocess below)
+    # 5 (the document id: in a subprocess, below)
+    surrogate_in_query_text, surrogate_bytes_in_qrels, surrogate_in_titles, surrogate_in_suite,
     all_empty_corpus, stop_words_corpus,  # 6
     corpus_is_a_folder, binary_suite, dataset_name_a_number, cache_is_a_file, output_is_a_file,  # 7, 8
     output_under_a_file, report_into_a_file, mteb_output_is_a_file, mteb_cache_is_a_file, models_file_binary,

@@ -245,7 +245,18 @@ def _write_report(inputs: list[Path], output: Path, options: Options) -> None:
 
 @app.command()
 def report(
-    runs: list[Path] = typer.Argument(..., help="Run directories (or result JSON files) to compare."),
+    runs: Optional[list[Path]] = typer.Argument(None, help="Run directories, result JSON files or TREC run files "
+                                                "(plain or .gz; scored against --qrels) to compare."),
+    label: Optional[list[str]] = typer.Option(None, "--label", "-l", help="NAME=PATH: an input whose models are "
+                                              "shown as MODEL (NAME), e.g. the same model before and after a "
+                                              "change; a TREC run file's model is NAME (repeatable)."),
+    qrels: Optional[Path] = typer.Option(None, "--qrels", help="Qrels that TREC run files are scored against (TREC "
+                                         "or BEIR format; a run folder's qrels/DATASET.qrels pairs them with "
+                                         "that run's results)."),
+    measures: Optional[list[str]] = typer.Option(None, "--measures", help="Measures TREC run files are scored with "
+                                                 "(repeatable, any case; default: the other results' measures)."),
+    mteb_results: Optional[Path] = typer.Option(None, "--mteb-results", help="Also write the results as an MTEB "
+                                                "results folder here (MODEL/REVISION/TASK.json)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="The HTML file; Markdown and CSV are "
                                           "written beside it. Default: RUN/report.html for one run, else "
                                           "./report.html."),
@@ -260,18 +271,76 @@ def report(
     resamples: int = typer.Option(10_000, "--resamples", help="Sign flips of the randomisation test."),
     title: Optional[str] = typer.Option(None, "--title", help="Report title."),
 ) -> None:
-    """Compare runs in one self-contained HTML report (plus Markdown and CSV): scores, significance, cost."""
-    from llara_bench.reports import Options
+    """Compare runs in one self-contained HTML report (plus Markdown, CSV and LaTeX): scores, significance
+    against the baseline and between every pair of models, cost; prints the summary table."""
+    from llara_bench.reports import Options, build_report, write_report
+    from llara_bench.reports.collect import Input
 
+    runs = list(runs or [])
     try:
         options = Options(baseline=baseline, metric=metric, test=test, correction=correction, alpha=alpha,
                           n_resamples=resamples, title=title)
+        inputs = [Input(p) for p in runs] + [_labelled_input(text) for text in label or []]
+        if not inputs:
+            raise ConfigError("give the runs to compare: run folders, result files or TREC run files "
+                              "(or --label NAME=PATH)")
+        if output is None:
+            output = runs[0] / "report.html" if len(inputs) == 1 and runs and runs[0].is_dir() else Path("report.html")
+        _check_report_path(output)
+        built = build_report(inputs, options, qrels=qrels, measures=measures or None)
+        paths = write_report(built, output, options)
+        if mteb_results is not None:
+            from llara_bench.reports.exports import write_mteb_results
+
+            paths += write_mteb_results(built, mteb_results)[:1]
     except LlaraBenchError as exc:
         _fail(exc)
-    if output is None:
-        output = runs[0] / "report.html" if len(runs) == 1 and runs[0].is_dir() else Path("report.html")
-    _check_report_path(output)
-    _write_report(runs, output, options)
+    shared = [m for m in built.measures() if all(m in r["metrics"] for r in built.results.values())]
+    console.print(comparison_table([r for _, _, r in built.pairs()], shared))
+    for note in built.notes:
+        err_console.print(f"[yellow]note:[/] {escape(note)}")
+    console.print(f"Report: [bold]{escape(str(paths[0]))}[/] (also {', '.join(p.name for p in paths[1:])})")
+
+
+def _labelled_input(text: str):
+    """``NAME=PATH`` of --label."""
+    from llara_bench.reports.collect import Input
+
+    name, sep, path = text.partition("=")
+    if not sep or not name.strip() or not path:
+        raise ConfigError(f"--label {text!r}: expected NAME=PATH, e.g. --label before=runs/smoke-1")
+    return Input(Path(path), name.strip())
+
+
+@app.command()
+def evaluate(
+    run_path: Path = typer.Argument(..., metavar="RUN", help="A run folder (or one of its result files), or a "
+                                    "TREC run file with --qrels."),
+    measures: list[str] = typer.Option(..., "--measures", "-M", help="Measure to compute (repeatable, any case, "
+                                       "ir_measures syntax: nDCG@20, R@10, P(rel=2)@5, AP)."),
+    qrels: Optional[Path] = typer.Option(None, "--qrels", help="The qrels of a TREC run file (a run folder uses "
+                                         "the qrels it saved)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON lines (model, dataset, metrics)."),
+) -> None:
+    """Recompute any ir_measures measure from a run's saved run files and qrels (or score a TREC run file)."""
+    from llara_bench.harness.evaluate import external_result, reevaluate
+    from llara_bench.harness.metrics import canonical_measures
+
+    try:
+        names = canonical_measures(measures)
+        if run_path.is_file() and not run_path.name.endswith(".json"):
+            if qrels is None:
+                raise ConfigError(f"{run_path}: a TREC run file is scored against qrels: give --qrels FILE")
+            found = [external_result(run_path, qrels, names)]
+        else:
+            found = reevaluate(run_path, names)
+    except LlaraBenchError as exc:
+        _fail(exc)
+    if as_json:
+        for r in found:
+            print(json.dumps({"model": r["model"]["name"], "dataset": r["dataset"]["name"], "metrics": r["metrics"]}))
+        return
+    console.print(comparison_table(found, names, cost=False))
 
 
 def _check_report_path(output: Path) -> None:
@@ -287,13 +356,13 @@ def _check_report_path(output: Path) -> None:
         _fail(exc)
 
 
-def comparison_table(results: list[dict], measures: list[str]) -> Table:
-    """Rows (dataset, model); the best value per dataset and measure in bold."""
+def comparison_table(results: list[dict], measures: list[str], cost: bool = True) -> Table:
+    """Rows (dataset, model); the best value per dataset and measure in bold; with ``cost``, docs/s and seconds."""
     # the smoke suite's table fits 80 columns (no vertical rules); on a narrower terminal nothing is cut to an
     # ellipsis or cropped (tiny-llama and tiny-llara must stay apart): names, figures and headers fold onto
     # another line instead
     table = Table(title="llara-bench results", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-    for name in ("dataset", "model", *measures, "docs/s", "total s"):
+    for name in ("dataset", "model", *measures, *(("docs/s", "total s") if cost else ())):
         table.add_column(name, justify="left" if name in ("dataset", "model") else "right", overflow="fold")
     by_dataset: dict[str, list[dict]] = {}
     for r in results:
@@ -305,8 +374,8 @@ def comparison_table(results: list[dict], measures: list[str]) -> Table:
                      else f"{r['metrics'][m]:.4f}" for m in measures]
             rate = corpus_rates(r)[0]
             total = sum(p["seconds"] for p in r["timings"].values())  # top-level phases (a load with one dataset)
-            table.add_row(name if i == 0 else "", r["model"]["name"], *cells,
-                          f"{rate:,.0f}" if rate else "-", f"{total:.1f}")
+            table.add_row(escape(name) if i == 0 else "", escape(r["model"]["name"]), *cells,
+                          *((f"{rate:,.0f}" if rate else "-", f"{total:.1f}") if cost else ()))
     return table
 
 

@@ -121,7 +121,8 @@ def run_mteb(tasks: list, model_names: list[str], output: Path,
             ranked = _predictions(predictions / f"{task.metadata.name}_predictions.json", split,
                                   drop_self_hits=_drops_self_hits(task))
             record = _result(entry, encoder, task, dataset, split, ranked, scores, pair_timer)
-            written.append(results.write_result(run_dir, record, ranked))
+            written.append(results.write_result(run_dir, record, ranked,  # the qrels as scored: saved
+                                                qrels=relevance_for_metrics(dataset.qrels[split])))
             result = record.to_dict()
             run.results.append(result)
             if on_result:

@@ -6,6 +6,8 @@ Layout of a run directory::
                                              (schema: harness/schema/run.schema.json)
     <run dir>/results/<model>/<dataset>.json one result (schema: harness/schema/result.schema.json)
     <run dir>/results/<model>/<dataset>.trec.gz  the ranked lists in TREC run format
+    <run dir>/qrels/<dataset>.qrels          the qrels as scored (grades mapped, negatives at 0), TREC
+                                             format: `llara-bench evaluate` recomputes any measure later
 
 Every run folder is named by `new_run_dir`, every result and run record is written by `write_result` and
 `write_run` (`llara-bench run` and `llara-bench mteb` alike), and each is validated against its schema
@@ -32,8 +34,8 @@ from llara_bench.harness.errors import DataFormatError
 from llara_bench.harness.record import SCHEMA_VERSION, ResultRecord, RunRecord
 
 __all__ = ["SCHEMA_VERSION", "ResultRecord", "RunRecord", "check_run_writable", "check_writable", "load_result",
-           "new_run_dir", "read_result", "read_run", "result_paths", "schema", "slug", "write_atomic", "write_json",
-           "write_result", "write_run"]
+           "new_run_dir", "read_result", "read_run", "qrels_file", "result_paths", "schema", "slug", "write_atomic",
+           "write_json", "write_result", "write_run"]
 
 
 def schema(name: str = "result") -> dict:
@@ -148,22 +150,37 @@ def result_paths(run_dir: Path, model: str, dataset: str) -> tuple[Path, Path]:
     return base.with_suffix(".json"), base.with_suffix(".trec.gz")
 
 
+def qrels_file(run_dir: Path, dataset: str) -> Path:
+    """Where a run saves the qrels it scored ``dataset`` with."""
+    return run_dir / "qrels" / f"{slug(dataset)}.qrels"
+
+
 def new_run_dir(output: Path, name: str) -> Path:
     """A new run folder's path under ``output``: the suite's name, the local time and a random tail."""
     return Path(output) / f"{slug(name)}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
 
 
-def write_result(run_dir: Path, record: ResultRecord, ranked: dict[str, dict[str, float]] | None) -> str:
+def write_result(run_dir: Path, record: ResultRecord, ranked: dict[str, dict[str, float]] | None,
+                 qrels: dict[str, dict[str, int]] | None = None) -> str:
     """Write ``record`` (validated) to results/<model>/<dataset>.json and, unless ``ranked`` is None, the
-    ranked lists beside it as a TREC run; sets the record's ``run_id`` and ``run_file`` to match. Returns the
-    JSON file's path relative to ``run_dir`` (for run.json's list)."""
+    ranked lists beside it as a TREC run and ``qrels`` (the grades as scored) as qrels/<dataset>.qrels; sets
+    the record's ``run_id``, ``run_file`` and ``qrels_file`` to match. Returns the JSON file's path relative
+    to ``run_dir`` (for run.json's list)."""
     json_path, trec_path = result_paths(run_dir, record.model.name, record.dataset.name)
+    qrels_path = qrels_file(run_dir, record.dataset.name)
     record.run_id = run_dir.name
     record.run_file = None if ranked is None else str(trec_path.relative_to(run_dir))
+    record.qrels_file = None if ranked is None or qrels is None else str(qrels_path.relative_to(run_dir))
     data = record.to_dict()
     _validate(data, "result", json_path)  # before anything is written
     if ranked is not None:
         write_trec_run(trec_path, ranked, tag=slug(record.model.name))
+        if qrels is not None:
+            from llara_bench.harness.trec import format_qrels
+
+            text = format_qrels(qrels)  # every model of the run scores a dataset with the same qrels: one file
+            if not qrels_path.is_file() or qrels_path.read_bytes() != text:
+                write_atomic(qrels_path, text)
     write_json(json_path, data)
     return str(json_path.relative_to(run_dir))
 
@@ -201,7 +218,25 @@ def _read(path: Path, kind: str) -> dict:
         raise DataFormatError(path, f"expected a {kind} with schema_version {SCHEMA_VERSION}, got {version!r}",
                               field="schema_version")
     _validate(data, kind, path)
+    # the scores: JSON has no NaN or Infinity, but Python's json reads and writes them
+    where = next(filter(None, (_non_finite(data.get(k), (k,)) for k in ("metrics", "per_query"))), None)
+    if where is not None:
+        raise DataFormatError(path, "expected a finite number, got NaN or Infinity (a score that was never "
+                              "computed: run it again)", field=".".join(where))
     return data
+
+
+def _non_finite(value: Any, where: tuple[str, ...] = ()) -> tuple[str, ...] | None:
+    """The path of the first NaN or infinite number in ``value``, if any."""
+    if isinstance(value, float):
+        return where if value != value or value in (float("inf"), float("-inf")) else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if isinstance(item, (float, dict, list)):
+            found = _non_finite(item, (*where, str(key)))
+            if found is not None:
+                return found
+    return None
 
 
 def _validate(data: dict, kind: str, path: Path) -> None:

@@ -209,7 +209,8 @@ def run_suite(config: RunConfig, progress: ProgressFactory = no_progress,
                 continue
             record, ranked = pair
             record.dataset.load_seconds = load_seconds
-            written.append(results.write_result(run_dir, record, ranked if config.save_run_files else None))
+            written.append(results.write_result(run_dir, record, ranked if config.save_run_files else None,
+                                                qrels=scored_qrels(dataset, entry)))
             result = record.to_dict()
             run.results.append(result)
             if on_result:
@@ -220,7 +221,8 @@ def run_suite(config: RunConfig, progress: ProgressFactory = no_progress,
     run.verdicts = check(suite.expected, run.results + run.groups)
     results.write_run(run_dir, RunRecord(
         suite=suite.name, baseline=run.baseline, config=config.to_dict(), plan=plan, results=written,
-        groups=run.groups, gates=[v.to_dict() for v in run.verdicts]))
+        groups=run.groups, gates=[v.to_dict() for v in run.verdicts],
+        compare=[[a, b] for a, b in suite.compare if {a, b} <= {e.name for e in model_entries}]))
     return run
 
 
@@ -270,6 +272,11 @@ def _depth(config: RunConfig, entry: DatasetEntry) -> int:
     return top_k + 1 if entry.drop_self_hits else top_k
 
 
+def scored_qrels(dataset: Dataset, entry: DatasetEntry) -> dict[str, dict[str, int]]:
+    """The qrels as the metrics score them: the dataset's convention applied, negative grades at 0."""
+    return relevance_for_metrics(dataset.split(entry.split).qrels, entry.relevance_map)
+
+
 def evaluate_pair(retriever: Retriever, dataset: Dataset, entry: DatasetEntry, config: RunConfig,
                   progress: ProgressFactory = no_progress) -> tuple[ResultRecord, Run] | None:
     """Run one (model, dataset) pair: (the result record, the ranked lists); None on ranks other than 0."""
@@ -291,7 +298,7 @@ def evaluate_pair(retriever: Retriever, dataset: Dataset, entry: DatasetEntry, c
         timer.phases = {"load": load, **timer.phases}
     ranked = found.hits.to_run(query_ids, k=top_k, drop_self_hits=entry.drop_self_hits)
     with timer.phase("evaluate") as phase:
-        qrels = relevance_for_metrics(split.qrels, entry.relevance_map)
+        qrels = scored_qrels(dataset, entry)
         aggregate, per_query = evaluate(qrels, ranked, suite.measures)
         phase.count(items=len(qrels))
     return ResultRecord(

@@ -91,51 +91,69 @@ def encode_corpus(encoder, texts: list[str], titles: list[str] | None, folder: P
     if dim is None:  # an encoder that does not declare it: learn it from one text
         dim = encoder.encode(texts[:1], role, titles=titles and titles[:1]).vectors.shape[1]
     wanted = StoreLayout(key=key, n_rows=len(texts), dim=int(dim), dtype="float32", rows_per_shard=rows_per_shard)
-    store, other = EmbeddingStore.open(folder, wanted)
-    layout = store.layout
     what = "corpus" if role == "passage" else role
+    store = _open_store(folder, wanted, label, what)
+    layout = store.layout
+    out = CorpusEmbeddings(store)
+    todo = _shards_to_encode(store, label, what)
+    finished_shards, kept_key = layout.n_shards - len(todo), f"embeddings:{folder}"
+
+    def note() -> None:  # what a Ctrl-C now leaves for a rerun
+        if kept and finished_shards:
+            failures.note_kept(kept_key, f"{finished_shards} of {layout.n_shards} finished {what} shards of {label} "
+                               f"in {folder}")
+
+    note()
+    try:
+        for shard in range(layout.n_shards):
+            rows = layout.shard_rows(shard)
+            if shard not in todo:
+                out.reused_items += len(rows)
+                progress(len(rows))
+            elif owns(shard):
+                encoded = _encode_shard(encoder, store, shard, texts, titles, role, progress, ids, label)
+                finished_shards += 1
+                note()
+                out.encoded_items += len(rows)
+                out.tokens += encoded.n_tokens or 0
+                out.padded_tokens += encoded.n_padded_tokens or 0
+                out.flops += encoded.n_flops or 0
+    except Exception:  # an error says itself; only an interruption says what was kept
+        failures.note_kept(kept_key, None)
+        raise
+    failures.note_kept(kept_key, None)
+    return out
+
+
+def _open_store(folder: Path, wanted: StoreLayout, label: str, what: str) -> EmbeddingStore:
+    """The store of ``wanted`` in ``folder``; one line says what became of a store of another layout found there
+    (`EmbeddingStore.open`: kept as it is when only its shard size differs, else discarded)."""
+    store, other = EmbeddingStore.open(folder, wanted)
     if other == "reshard":  # said once, of the corpus: the queries' shards follow the same --shard-rows
-        (log.warning if role == "passage" else log.debug)("%s: the cached %s embeddings in %s are in shards of %d rows, not %d: reusing them as they are "
-                    "(remove that folder to encode them again in shards of %d)", label, what, folder,
-                    layout.rows_per_shard, rows_per_shard, rows_per_shard)
+        (log.warning if what == "corpus" else log.debug)(
+            "%s: the cached %s embeddings in %s are in shards of %d rows, not %d: reusing them as they are (remove "
+            "that folder to encode them again in shards of %d)", label, what, folder, store.layout.rows_per_shard,
+            wanted.rows_per_shard, wanted.rows_per_shard)
     elif other == "discard":
         log.warning("%s: the cache folder %s held %s embeddings of another layout: encoding them again", label,
                     folder, what)
-    out = CorpusEmbeddings(store)
-    todo = _shards_to_encode(store, label, what)
-    finished_shards = layout.n_shards - len(todo)
+    return store
 
-    def note() -> None:
-        if kept and finished_shards:
-            failures.note_kept(f"embeddings:{folder}", f"{finished_shards} of {layout.n_shards} finished {what} "
-                               f"shards of {label} in {folder}")
 
-    note()
-    for shard in range(layout.n_shards):
-        rows = layout.shard_rows(shard)
-        if shard not in todo:
-            out.reused_items += len(rows)
-            progress(len(rows))
-            continue
-        if not owns(shard):
-            continue
-        start = time.perf_counter()
-        encoded = encoder.encode(texts[rows.start:rows.stop], role, titles=titles and titles[rows.start:rows.stop],
-                                 progress=progress)
-        stats = {"seconds": time.perf_counter() - start, "items": len(rows), "tokens": encoded.n_tokens,
-                 "padded_tokens": encoded.n_padded_tokens, "flops": encoded.n_flops}
-        vectors = np.asarray(encoded.vectors, dtype=np.float32)
-        NonFiniteEmbeddings.check(vectors, label, ids and ids[rows.start:rows.stop],
-                                  "document" if role == "passage" else "query")
-        store.write_shard(shard, vectors, stats)
-        finished_shards += 1
-        note()
-        out.encoded_items += len(rows)
-        out.tokens += encoded.n_tokens or 0
-        out.padded_tokens += encoded.n_padded_tokens or 0
-        out.flops += encoded.n_flops or 0
-    failures.note_kept(f"embeddings:{folder}", None)
-    return out
+def _encode_shard(encoder, store: EmbeddingStore, shard: int, texts: list[str], titles: list[str] | None, role: str,
+                  progress: Callable[[int], None], ids: list[str] | None, label: str):
+    """Encode one shard's texts and write the shard with its timing; vectors that are not finite are refused."""
+    rows = store.layout.shard_rows(shard)
+    start = time.perf_counter()
+    encoded = encoder.encode(texts[rows.start:rows.stop], role, titles=titles and titles[rows.start:rows.stop],
+                             progress=progress)
+    stats = {"seconds": time.perf_counter() - start, "items": len(rows), "tokens": encoded.n_tokens,
+             "padded_tokens": encoded.n_padded_tokens, "flops": encoded.n_flops}
+    vectors = np.asarray(encoded.vectors, dtype=np.float32)
+    NonFiniteEmbeddings.check(vectors, label, ids and ids[rows.start:rows.stop],
+                              "document" if role == "passage" else "query")
+    store.write_shard(shard, vectors, stats)
+    return encoded
 
 
 def _shards_to_encode(store: EmbeddingStore, label: str, what: str) -> set[int]:

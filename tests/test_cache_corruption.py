@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from llara_bench.harness import failures
 from llara_bench.harness.runner import CacheOptions, RunConfig, run_suite
 from llara_bench.harness.suites import load_suite
 from llara_bench.models import REGISTRY, EncodeOutput, EncodingContract, ModelEntry, ModelMeta
@@ -177,6 +178,7 @@ def test_nan_from_the_encoder_stops_the_run_naming_model_and_document(tmp_path, 
     folder = _folders(tmp_path / "cache")["passage"]
     assert sorted(p.name for p in folder.glob("shard-*.npy")) == ["shard-00000.npy", "shard-00001.npy"]
     assert not (tmp_path / "runs" / "nan" / "results").exists()  # no result from the bad vectors
+    assert not failures._kept  # an error is not an interruption: no "kept for a rerun" left behind for one
 
 
 def test_nan_from_the_encoder_is_one_line_and_status_2_on_the_command_line(tmp_path, monkeypatch, capsys):

@@ -57,11 +57,29 @@ class Visit:
         self.page.on("request", lambda r: self.requests.append(r.url))
         self.page.route("**/*", lambda route: route.continue_() if route.request.url == self.url else route.abort())
         self.page.goto(self.url, wait_until="load")
-        self.page.wait_for_selector("#chart-quality .main-svg")
-        self.page.wait_for_selector("#chart-phases .main-svg")
 
     def close(self):
         self.page.close()
+
+
+# Each table against the box it sits in (its scroll container, else its parent): wider means a reader scrolls
+# sideways, or the page does. Every <details> is opened first, so that no table hides at zero width.
+OVERFLOWS = """() => {
+  document.querySelectorAll('details').forEach(d => d.open = true);
+  return Array.from(document.querySelectorAll('table')).map(t => {
+    const box = t.closest('.table-wrap') || t.parentElement;
+    return {table: t.id || t.className, scroll: box.scrollWidth, client: box.clientWidth,
+            right: t.getBoundingClientRect().right, limit: box.getBoundingClientRect().right};
+  }).filter(o => o.scroll > o.client + 1 || o.right > o.limit + 1);
+}"""
+
+
+def _screens() -> list[Path]:
+    """Where screenshots go: the test artefacts folder, and LLARA_BENCH_SCREENS when set (a stable copy)."""
+    folders = [ARTEFACTS] + ([Path(os.environ["LLARA_BENCH_SCREENS"])] if os.environ.get("LLARA_BENCH_SCREENS") else [])
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+    return folders
 
 
 def test_smoke_report_in_chromium(browser, smoke_run_dir):
@@ -71,28 +89,62 @@ def test_smoke_report_in_chromium(browser, smoke_run_dir):
         assert visit.errors == []
         assert [m for m in visit.console if m[0] == "error"] == []
         assert visit.requests == [visit.url]  # the page itself, nothing else
-        # both charts drew: one marker per (model, dataset) and one bar per phase of each pair
-        assert page.locator("#chart-quality .scatterlayer .point").count() == 4
-        assert page.locator("#chart-phases .barlayer .point").count() >= 4 * 4
-        legend = page.locator("#chart-quality .legendtext").all_text_contents()
-        assert legend == ["minilm", "bm25", "tiny-llama", "tiny-llara"]
-        # the summary table, its best cell marked, and sorting by a column
+        # both charts are inline SVG: one marker per model, one bar per phase of each (model, dataset)
+        assert page.locator("#chart-quality .chart-view:not([hidden]) .point").count() == 4
+        assert page.locator("#chart-phases rect.bar").count() >= 4 * 3
+        assert page.locator("#chart-quality svg").first.bounding_box()["width"] > 600
+        legend = [t.split()[0] for t in page.locator("#quality-legend li").all_inner_texts()]
+        assert legend == ["minilm", "bm25", "tiny-llara", "tiny-llama"]  # best first
+        # the summary table, best first with a rank, its best cell marked, and sorting by a column
         summary = page.locator("#summary-table")
         assert summary.is_visible()
-        assert summary.locator("td.best").inner_text().startswith(page.locator(
-            "#summary-table tbody tr:first-child td").first.inner_text()[:6])
+        assert summary.locator("td.best").inner_text().startswith("0.9364")
         rows = lambda: [t.strip().split()[0] for t in summary.locator("tbody th").all_inner_texts()]  # noqa: E731
-        assert rows() == ["minilm", "bm25", "tiny-llama", "tiny-llara"]  # the suite's order
+        assert rows() == ["minilm", "bm25", "tiny-llara", "tiny-llama"]
+        assert [t.strip() for t in summary.locator("tbody tr td:first-child").all_inner_texts()] == ["1", "2", "3", "4"]
         summary.locator("thead th", has_text="smoke").click()
         assert rows() == ["tiny-llama", "tiny-llara", "bm25", "minilm"]  # ascending nDCG@10
         summary.locator("thead th", has_text="smoke").click()
         assert rows() == ["minilm", "bm25", "tiny-llara", "tiny-llama"]
-        # readable at a laptop width: nothing wider than the window
+    finally:
+        visit.close()
+
+
+@pytest.mark.parametrize("width", [1280, 800])
+def test_smoke_report_fits_the_width_and_filters_queries(browser, smoke_run_dir, width):
+    visit = Visit(browser, smoke_run_dir / "report.html", width=width, height=900)
+    page = visit.page
+    try:
+        # the per-query table filters as one types: one query mentions the sky
+        table = page.locator("#pq-1")
+        assert table.locator("tbody tr:visible").count() == 40
+        page.locator("input.query-filter").first.fill("sky")
+        assert table.locator("tbody tr:visible").count() == 1
+        assert "why is the sky blue" in table.locator("tbody tr:visible").inner_text()
+        assert page.locator('.filter-count[data-for="pq-1"]').inner_text() == "1 of 40"
+        page.locator("input.query-filter").first.fill("SKY d123")  # every word must match, in any case
+        assert table.locator("tbody tr:visible").count() == 1
+        page.locator("input.query-filter").first.fill("sky nosuchword")
+        assert table.locator("tbody tr:visible").count() == 0
+        page.locator("input.query-filter").first.fill("")
+        assert table.locator("tbody tr:visible").count() == 40
+        # sorting the per-query table by a model's score
+        page.locator("#pq-1 thead th", has_text="tiny-llama").click()
+        scores = [float(c.split()[0]) for c in page.locator("#pq-1 tbody tr td:nth-child(5)").all_inner_texts()]
+        assert scores == sorted(scores)
+        # no table wider than its box, nothing wider than the window
+        assert page.evaluate(OVERFLOWS) == []
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
-        ARTEFACTS.mkdir(parents=True, exist_ok=True)
-        shot = ARTEFACTS / "report-smoke.png"
-        page.screenshot(path=str(shot), full_page=True)
-        assert shot.stat().st_size > 50_000
+        # names are never broken: each model name sits on one line
+        heights = page.evaluate("Array.from(document.querySelectorAll('#summary-table .name'))"
+                                ".map(e => e.getClientRects().length)")
+        assert heights and set(heights) == {1}
+        assert visit.errors == [] and [m for m in visit.console if m[0] == "error"] == []
+        assert visit.requests == [visit.url]
+        for folder in _screens():
+            shot = folder / f"report-smoke-{width}.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 50_000
     finally:
         visit.close()
 
@@ -129,7 +181,7 @@ def injected_report(tmp_path_factory):
                         f"datasets:\n  - {{spec: 'folder:{data}', name: {json.dumps(MARKUP['dataset'])}}}\n"
                         "top_k: 10\n", "markup.yaml")
     run = run_suite(RunConfig(suite=suite, output=folder / "runs", models_files=[models_file]))
-    html_path, md_path, _ = write_report([run.run_dir], run.run_dir / "report.html")
+    html_path, md_path = write_report([run.run_dir], run.run_dir / "report.html")[:2]
     return html_path, md_path
 
 
@@ -138,7 +190,8 @@ def test_markup_in_data_and_names_is_escaped_in_the_files(injected_report):
     html_text = html_path.read_text(encoding="utf-8")
     page = skeleton(html_text)
     assert not [(t, a) for t, a in page.tags if any(k.startswith("on") for k in a)]
-    assert not [t for t, _ in page.tags if t in ("img", "svg")]
+    assert not [t for t, _ in page.tags if t == "img"]
+    assert [t for t, _ in page.tags].count("svg") == 2  # the two charts, none from the data
     assert "&lt;script&gt;window.__pwned = 1&lt;/script&gt;" in html_text  # the document, as text
     assert "&lt;img src=x onerror=window.__pwned=3&gt;" in html_text  # the model name, as text
     md = md_path.read_text(encoding="utf-8")
@@ -157,10 +210,13 @@ def test_markup_in_data_and_names_renders_as_text_in_chromium(browser, injected_
         assert visit.requests == [visit.url]
         assert page.evaluate("document.querySelectorAll('img, [onerror], [onload], [onmouseover]').length") == 0
         text = page.locator("body").inner_text()
-        assert MARKUP["doc"] in text  # a corpus document's markup, shown as text in the per-query view
+        # a corpus document's markup, shown as text where the per-query view shows a document (hovering)
+        titles = page.locator("#pq-1 .hit[title]").evaluate_all("hits => hits.map(h => h.title)")
+        assert titles and all(MARKUP["doc"] in t for t in titles)
         assert MARKUP["query"] in text and MARKUP["model"] in text and MARKUP["dataset"] in text
-        assert page.locator("#chart-quality .legendtext").all_text_contents() == ["bm25", MARKUP["model"]]
-        assert page.locator("#chart-quality .textpoint").all_text_contents() == ["bm25", MARKUP["model"]]
-        assert MARKUP["dataset"] in page.locator("#chart-quality .gtitle").text_content()
+        assert sorted(page.locator("#quality-legend .name").all_text_contents()) == sorted(["bm25", MARKUP["model"]])
+        assert sorted(page.locator("#chart-quality .point-label").all_text_contents()) == sorted(["bm25", MARKUP["model"]])
+        assert MARKUP["dataset"] in page.locator("#chart-quality figcaption").text_content()
+        assert MARKUP["dataset"] in page.locator("#chart-quality svg").get_attribute("aria-label")
     finally:
         visit.close()

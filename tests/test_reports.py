@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 from html.parser import HTMLParser
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -296,3 +298,205 @@ def test_marker_size_grows_with_parameters(synthetic_run):
     sizes = marker_sizes(report)
     assert sizes == {"minilm": MAX_MARKER, "tiny-llama": MIN_MARKER, "tiny-llara": MIN_MARKER,
                      "bm25": UNKNOWN_MARKER}
+
+
+# -- per-query truth, colours, provenance, links (issue 19, items 3 and 5) -----------------------------------
+def _judged_copy(synthetic_run, folder):
+    """The synthetic run with what `llara-bench run` saves beside its results: a TREC run per result (20 ranked
+    documents per query, seeded) and each dataset's qrels (grades 2, 1 and a judged 0). Returns the run folder,
+    the qrels and the runs as written."""
+    import gzip
+
+    run = folder / "judged-run"
+    shutil.copytree(synthetic_run, run)
+    (run / "qrels").mkdir()
+    rng = np.random.default_rng(7)
+    qrels, runs = {}, {}
+    for dataset, n in DATASETS.items():
+        qrels[dataset] = {f"q{i:02d}": {f"d{i % 50:02d}": 2, f"d{(i + 5) % 50:02d}": 1, f"d{(i + 9) % 50:02d}": 0}
+                          for i in range(n)}
+        (run / "qrels" / f"{dataset}.qrels").write_text("".join(
+            f"{q} 0 {d} {g}\n" for q, docs in qrels[dataset].items() for d, g in docs.items()))
+        for model in MODELS:
+            ranked = {q: [f"d{j:02d}" for j in rng.permutation(50)[:20]] for q in qrels[dataset]}
+            runs[(model.name, dataset)] = ranked
+            with gzip.open(run / "results" / model.name / f"{dataset}.trec.gz", "wt") as fh:
+                fh.writelines(f"{q} Q0 {d} {k + 1} {20 - k:.1f} {model.name}\n"
+                              for q, docs in ranked.items() for k, d in enumerate(docs))
+            path = run / "results" / model.name / f"{dataset}.json"
+            result = json.loads(path.read_text())
+            result |= {"run_file": f"results/{model.name}/{dataset}.trec.gz", "qrels_file": f"qrels/{dataset}.qrels"}
+            path.write_text(json.dumps(result))
+    return run, qrels, runs
+
+
+@pytest.fixture(scope="module")
+def judged(synthetic_run, tmp_path_factory):
+    run, qrels, runs = _judged_copy(synthetic_run, tmp_path_factory.mktemp("judged"))
+    paths = write_report([run], run / "report.html")
+    return run, qrels, runs, paths
+
+
+def test_per_query_table_has_every_query_with_first_relevant_rank_marks_and_qrels(judged):
+    from llara_bench.reports import queries
+
+    run, qrels, runs, paths = judged
+    report = build_report([run])
+    for dataset, n in DATASETS.items():
+        table = queries.for_dataset(report, dataset)
+        assert [r.query_id for r in table.rows] == [f"q{i:02d}" for i in range(n)]  # all of them, in order
+        assert table.models == report.ranked(dataset) and table.notes == []
+        assert table.qrels_source == str(run / "qrels" / f"{dataset}.qrels")
+        for row in table.rows:
+            assert row.qrels == qrels[dataset][row.query_id]
+            for model, mq in row.models.items():
+                ranked, judged_docs = runs[(model, dataset)][row.query_id], qrels[dataset][row.query_id]
+                first = next((k + 1 for k, d in enumerate(ranked) if judged_docs.get(d, 0) > 0), None)
+                assert mq.first_relevant == first
+                assert [(h.doc_id, h.grade) for h in mq.top] == [(d, judged_docs.get(d)) for d in ranked[:3]]
+                assert mq.scores[report.metric] == _result(run, model, dataset)["per_query"]["nDCG@10"][row.query_id]
+    html_text = paths[0].read_text(encoding="utf-8")
+    for i, n in enumerate(DATASETS.values(), start=1):
+        table = html_text.split(f'id="pq-{i}"')[1].split("</table>")[0]
+        assert table.count("<tr") == 1 + n  # the header and every query
+    assert 'class="hit rel"' in html_text and 'class="hit nonrel"' in html_text and "qrels not saved" not in html_text
+
+
+def test_per_query_exports_carry_the_table(judged):
+    run, qrels, runs, paths = judged
+    names = [p.name for p in paths]
+    assert "report.per-query.csv" in names and "report.per-query.jsonl" in names
+    records = [json.loads(line) for line in (run / "report.per-query.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(records) == sum(DATASETS.values())
+    first = records[0]
+    assert (first["dataset"], first["query_id"]) == ("scifact", "q00") and first["qrels"] == qrels["scifact"]["q00"]
+    assert first["query"] == query_text("scifact", "q00")
+    assert [h["id"] for h in first["models"]["minilm"]["top"]] == runs[("minilm", "scifact")]["q00"][:3]
+    assert first["models"]["bm25"]["scores"]["AP"] == _result(run, "bm25", "scifact")["per_query"]["AP"]["q00"]
+    rows = list(csv.DictReader((run / "report.per-query.csv").open(encoding="utf-8")))
+    assert len(rows) == sum(DATASETS.values()) * len(MODELS)
+    row = next(r for r in rows if (r["dataset"], r["query_id"], r["model"]) == ("nfcorpus", "q03", "tiny-llama"))
+    ranked = runs[("tiny-llama", "nfcorpus")]["q03"]
+    grades = qrels["nfcorpus"]["q03"]
+    assert row["top_documents"].split() == [d if d not in grades else f"{d}:{grades[d]}" for d in ranked[:3]]
+    assert row["qrels"].split() == [f"{d}:{g}" for d, g in grades.items()]
+    assert float(row["nDCG@10"]) == _result(run, "tiny-llama", "nfcorpus")["per_query"]["nDCG@10"]["q03"]
+    first = next((k + 1 for k, d in enumerate(ranked) if grades.get(d, 0) > 0), None)
+    assert row["first_relevant_rank"] == (str(first) if first else "")
+
+
+def test_per_query_without_saved_qrels_says_so_and_ranks_from_rr(synthetic_run):
+    from llara_bench.reports import queries
+
+    report = build_report([synthetic_run])  # results without run files or qrels, as older runs wrote them
+    table = queries.for_dataset(report, "scifact")
+    assert any(n.startswith("qrels not saved with this run") for n in table.notes)
+    assert any("run file not saved" in n for n in table.notes)
+    for row in table.rows:
+        assert row.qrels is None
+        for model, mq in row.models.items():
+            rr = _result(synthetic_run, model, "scifact")["per_query"]["RR@10"][row.query_id]
+            assert mq.first_relevant == (round(1 / rr) if rr else None) and "RR@10" in mq.first_relevant_note
+            assert mq.top == []
+
+
+def test_links_to_result_run_and_qrels_files_are_relative_and_resolve(judged):
+    run, _, _, paths = judged
+    page = skeleton(paths[0].read_text(encoding="utf-8"))
+    hrefs = [a["href"] for t, a in page.tags if t == "a" and not a["href"].startswith("#")]
+    assert "results/minilm/scifact.json" in hrefs and "results/minilm/scifact.trec.gz" in hrefs
+    assert "qrels/scifact.qrels" in hrefs and "report.per-query.csv" in hrefs
+    assert all((run / h).is_file() for h in hrefs), [h for h in hrefs if not (run / h).is_file()]
+    # a report written elsewhere links back to the same files
+    elsewhere = write_report([run], run.parent / "reports" / "cmp.html")[0]
+    for t, a in skeleton(elsewhere.read_text(encoding="utf-8")).tags:
+        if t == "a" and not a["href"].startswith("#"):
+            assert (elsewhere.parent / a["href"]).is_file(), a["href"]
+
+
+def test_model_colours_are_stable_across_reports_and_distinct_within_one(synthetic_run, tmp_path):
+    from llara_bench.reports.charts import PALETTE, colour, colours
+
+    smoke = colours(["minilm", "bm25", "tiny-llama", "tiny-llara"])
+    assert len(set(smoke.values())) == 4  # the smoke suite's four models: four colours
+    other = colours(["tiny-llara", "bm25", "llama2-7b", "repllama-7b"])
+    assert other["tiny-llara"] == smoke["tiny-llara"] and other["bm25"] == smoke["bm25"]
+    assert all(smoke[m] == colour(m) for m in smoke)  # no collision: each its own colour
+    many = colours([f"model-{i}" for i in range(len(PALETTE))])
+    assert sorted(many.values()) == sorted(PALETTE)  # collisions take the next free colour
+    # in the HTML: the same swatch for a model whatever models sit beside it
+    two = write_run(tmp_path / "two", models=tuple(m for m in MODELS if m.name in ("bm25", "tiny-llara")))
+    def swatch(html_text, model):
+        return re.search(r'<i class="swatch" style="background:(#[0-9a-f]{6})"></i>' + re.escape(model) + "<",
+                         html_text).group(1)
+    full = write_report([synthetic_run], tmp_path / "full.html")[0].read_text(encoding="utf-8")
+    part = write_report([two], tmp_path / "part.html")[0].read_text(encoding="utf-8")
+    assert swatch(full, "tiny-llara") == swatch(part, "tiny-llara") == colour("tiny-llara")
+
+
+def test_axes_fit_the_data():
+    from llara_bench.reports.charts import measure_range, nice_ticks
+
+    assert measure_range([0.0294, 0.9364]) == (0.0, 1.0)  # never past 1 (plotly's autorange went to 1.1)
+    low, high = measure_range([0.31, 0.33])
+    assert 0.2 < low < 0.31 and 0.33 < high < 0.45
+    assert nice_ticks(0.0, 1.0) == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+
+
+def test_rows_are_ranked_best_first(synthetic_run, synthetic_report):
+    report = build_report([synthetic_run])
+    assert report.ranked() == ["minilm", "tiny-llara", "bm25", "tiny-llama"]  # by the mean
+    html_text = synthetic_report[0].read_text(encoding="utf-8")
+    summary = html_text.split('id="summary-table"')[1].split("</table>")[0]
+    order = re.findall(r'<th scope="row" data-sort="([^"]+)"', summary)
+    ranks = re.findall(r'<td class="num" data-sort="(\d+)">\d+</td>\s*<th scope="row"', summary)
+    assert order == report.ranked() and ranks == ["1", "2", "3", "4"]
+
+
+def test_bm25_provenance_shows_its_settings_not_a_dense_contract(smoke_run_dir):
+    result = _result(smoke_run_dir, "bm25", "smoke")
+    assert result["model"]["extra"]["bm25"] == {"scoring": result["model"]["extra"]["bm25"]["scoring"], "k1": 1.5,
+                                                 "b": 0.75, "stemmer": "Snowball english (PyStemmer)",
+                                                 "stop_words": "en"}
+    html_text = (smoke_run_dir / "report.html").read_text(encoding="utf-8")
+    details = re.findall(r'<details class="model".*?</details>', html_text, re.S)
+    bm25 = next(d for d in details if "</i>bm25</span> · lexical" in d)
+    assert "<dt>k1</dt><dd>1.5</dd>" in bm25 and "<dt>b</dt><dd>0.75</dd>" in bm25
+    assert "<dt>stemmer</dt><dd>Snowball english (PyStemmer)</dd>" in bm25 and "<dt>stop words</dt><dd>en</dd>" in bm25
+    assert "encoding contract" not in bm25 and "null" not in bm25 and "dimension" not in bm25
+    minilm = next(d for d in details if "</i>minilm</span> · dense" in d)
+    assert "<dt>dimension</dt><dd>384</dd>" in minilm and "null" not in minilm  # a contract without its nulls
+
+
+def test_smoke_report_marks_the_model_adapted_on_the_evaluated_corpus(smoke_run_dir):
+    report = build_report([smoke_run_dir])
+    assert report.adapted_on("tiny-llara", "smoke") == "adapted on embedded:smoke"
+    assert [m for m in report.models if report.adapted_on(m, "smoke")] == ["tiny-llara"]
+    assert _result(smoke_run_dir, "tiny-llara", "smoke")["model"]["extra"]["trained_on"] == [
+        {"stage": "adapted", "spec": "embedded:smoke", "fingerprint": None}]
+    html_text = (smoke_run_dir / "report.html").read_text(encoding="utf-8")
+    summary = html_text.split('id="summary-table"')[1].split("</table>")[0]
+    row = next(r for r in summary.split("<tr") if 'data-sort="tiny-llara"' in r)
+    assert "trained on smoke" in row and 'class="adapted"' in row
+    assert not any('class="adapted"' in r for r in summary.split("<tr") if 'data-sort="tiny-llama"' in r)
+    assert "tiny-llara was adapted on embedded:smoke, the collection it is evaluated on" in html_text
+
+
+def test_smoke_report_is_small_and_self_contained(smoke_run_dir):
+    size = (smoke_run_dir / "report.html").stat().st_size
+    assert size <= 1_500_000, size  # was 4.9 MB with plotly.js inlined
+    page = skeleton((smoke_run_dir / "report.html").read_text(encoding="utf-8"))
+    assert not [(t, a) for t, a in page.tags if "src" in a or t in ("link", "iframe", "object", "embed")]
+    assert (smoke_run_dir / "report.per-query.csv").is_file() and (smoke_run_dir / "report.per-query.jsonl").is_file()
+
+
+def test_trained_on_reads_the_manifest_chain(tmp_path):
+    from llara_bench.models.decoder import trained_on
+
+    assert trained_on(tmp_path) == []
+    adapted = {"stage": "adapted", "data": {"spec": "folder:/data/scifact", "documents": 5183}}
+    (tmp_path / "llara-bench.json").write_text(json.dumps(
+        {"stage": "finetuned", "data": {"spec": "beir:msmarco", "split": "train", "fingerprint": "sha256:ab"},
+         "adapted_from": adapted}))
+    assert trained_on(tmp_path) == [{"stage": "finetuned", "spec": "beir:msmarco", "fingerprint": "sha256:ab"},
+                                    {"stage": "adapted", "spec": "folder:/data/scifact", "fingerprint": None}]

@@ -256,9 +256,10 @@ def report(
     measures: Optional[list[str]] = typer.Option(None, "--measures", help="Measures TREC run files are scored with "
                                                  "(repeatable, any case; default: the other results' measures)."),
     mteb_results: Optional[Path] = typer.Option(None, "--mteb-results", help="Also write the results as an MTEB "
-                                                "results folder here (MODEL/REVISION/TASK.json)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="The HTML file; Markdown and CSV are "
-                                          "written beside it. Default: RUN/report.html for one run, else "
+                                                "results cache here (results/MODEL/REVISION/TASK.json: "
+                                                "mteb.ResultCache(DIR).load_results() reads it)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="The HTML file; Markdown, CSV and LaTeX "
+                                          "are written beside it. Default: RUN/report.html for one run, else "
                                           "./report.html."),
     baseline: Optional[str] = typer.Option(None, "--baseline", "-b", help="Model the others are compared with "
                                            "(default: the suite's baseline, else the first model)."),

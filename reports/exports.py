@@ -234,10 +234,11 @@ def mteb_score_name(measure: str) -> str:
 
 
 def write_mteb_results(report: Report, folder: Path) -> list[Path]:
-    """The results as an MTEB results folder: ``FOLDER/<model>/<revision>/<task>.json`` (MTEB's TaskResult
-    JSON: every measure under its MTEB name, ``main_score`` the report's metric) and ``model_meta.json``, which
-    ``mteb.TaskResult.from_disk`` and ``mteb.ResultCache`` read. The task is named as the dataset (a dataset
-    of a `llara-bench mteb` run carries its MTEB task's name); the split is the result's."""
+    """The results as an MTEB results cache: ``FOLDER/results/<model>/<revision>/<task>.json`` (MTEB's
+    TaskResult JSON: every measure under its MTEB name, ``main_score`` the report's metric) and
+    ``model_meta.json``, which ``mteb.ResultCache(FOLDER).load_results()`` and ``mteb.TaskResult.from_disk``
+    read. The task is named as the dataset (a dataset of a `llara-bench mteb` run carries its MTEB task's
+    name); the split is the result's."""
     from llara_bench.harness.results import slug, write_json
 
     written = []
@@ -247,7 +248,7 @@ def write_mteb_results(report: Report, folder: Path) -> list[Path]:
         task = _mteb_task_name(r)
         scores = {mteb_score_name(k): v for k, v in r["metrics"].items()} | {
             "main_score": r["metrics"][report.metric], "hf_subset": "default", "languages": ["eng-Latn"]}
-        model_dir = Path(folder) / slug(m.replace("/", "__")) / slug(revision)
+        model_dir = Path(folder) / "results" / slug(m.replace("/", "__")) / slug(revision)
         task_result = {"dataset_revision": r["dataset"]["fingerprint"], "task_name": task,
                        "mteb_version": _mteb_version(), "scores": {r["dataset"]["split"] or "test": [scores]},
                        "evaluation_time": sum(p["seconds"] for p in r["timings"].values()),

@@ -320,14 +320,18 @@ def test_mteb_results_folder_loads_in_mteb(synthetic_run, tmp_path):
     from llara_bench.reports.exports import write_mteb_results
 
     report = build_report([synthetic_run])
-    written = write_mteb_results(report, tmp_path / "results")
+    written = write_mteb_results(report, tmp_path / "cache")
     assert len(written) == 8
-    path = tmp_path / "results" / "minilm" / "no_revision_available" / "scifact.json"
+    path = tmp_path / "cache" / "results" / "minilm" / "no_revision_available" / "scifact.json"
     loaded = mteb.TaskResult.from_disk(path)
     scores = loaded.scores["test"][0]
     assert loaded.task_name == "scifact"
     assert scores["ndcg_at_10"] == scores["main_score"] == report.value("minilm", "scifact")
     assert scores["map"] == report.results[("minilm", "scifact")]["metrics"]["AP"]
+    # MTEB's own loader over the folder: every model, every task, the main scores
+    cache = mteb.ResultCache(tmp_path / "cache").load_results()
+    found = {(m.model_name, t.task_name): t.get_score() for m in cache.model_results for t in m.task_results}
+    assert found == pytest.approx({(m, d): report.value(m, d) for m, d, _ in report.pairs()})
 
 
 @pytest.mark.parametrize("field,value,named", [

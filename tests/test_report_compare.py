@@ -199,6 +199,9 @@ def test_a_trec_run_of_another_tool_scores_as_ir_measures(tmp_path):
         assert {m: got[m] for m in measures} == pytest.approx({m: expected[ir_measures.parse_measure(m)]
                                                                for m in measures}, abs=1e-12)
     assert ("a", "other") in report.pairwise["qrels"]  # same qrels: the per-query scores pair
+    # the whole report renders although an external run's corpus size is unknown
+    html = write_report(report, tmp_path / "report.html")[0].read_text(encoding="utf-8")
+    assert "TREC run file a.run.gz (tag Anserini)" in html
 
 
 def test_a_trec_run_without_qrels_is_one_line(tmp_path):

@@ -60,7 +60,13 @@ def load_tasks(names: list[str], folders: list[Path], benchmarks: list[str] = ()
         if task.metadata.type != "Retrieval":
             raise ConfigError(f"MTEB task {task.metadata.name!r} is a {task.metadata.type} task; llara-bench mteb "
                               "runs retrieval tasks")
-    return tasks + [_local_task(folder) for folder in folders]
+    tasks += [_local_task(folder) for folder in folders]
+    names = [t.metadata.name for t in tasks]
+    clash = results.same_file_name(names)
+    if clash:
+        raise ConfigError(f"MTEB tasks {names}: {names[clash[0]]!r} and {names[clash[1]]!r} make the same file name, "
+                          "so their results would overwrite each other; give one folder another name")
+    return tasks
 
 
 def _local_task(folder: Path):
@@ -94,6 +100,11 @@ def run_mteb(tasks: list, model_names: list[str], output: Path,
     from llara_bench.models.mteb_adapter import MtebEncoder
 
     entries = [REGISTRY.get(name) for name in model_names]
+    clash = results.same_file_name([e.name for e in entries])
+    if clash:
+        raise ConfigError(f"models {list(model_names)}: {model_names[clash[0]]!r} and {model_names[clash[1]]!r} are "
+                          f"the same encoder ({entries[clash[0]].name}), so their results would overwrite each other; "
+                          "give it once")
     lexical = [e.name for e in entries if e.meta.kind != "dense"]
     if lexical:
         raise ConfigError(f"llara-bench mteb runs dense encoders; {', '.join(lexical)} is lexical (run it with "

@@ -33,9 +33,9 @@ import jsonschema
 from llara_bench.harness.errors import DataFormatError
 from llara_bench.harness.record import SCHEMA_VERSION, ResultRecord, RunRecord
 
-__all__ = ["SCHEMA_VERSION", "ResultRecord", "RunRecord", "check_run_writable", "check_writable", "load_result",
-           "new_run_dir", "read_result", "read_run", "qrels_file", "result_paths", "schema", "slug", "write_atomic",
-           "write_json", "write_result", "write_run"]
+__all__ = ["ResultRecord", "RunRecord", "SCHEMA_VERSION", "check_run_writable", "check_writable", "load_result",
+           "new_run_dir", "qrels_file", "read_result", "read_run", "result_paths", "same_file_name", "schema",
+           "slug", "write_atomic", "write_json", "write_result", "write_run"]
 
 
 def schema(name: str = "result") -> dict:
@@ -88,6 +88,17 @@ def _plainly_valid(spec: Any, value: Any) -> bool:
 def slug(name: str) -> str:
     """A file-name-safe form of a model or dataset name (paths and ids contain '/')."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "unnamed"
+
+
+def same_file_name(names: list[str]) -> tuple[int, int] | None:
+    """The positions of the first two names that make the same file name (`slug`: ``A`` and ``A/``), if any:
+    the results of those models or datasets would overwrite each other."""
+    first: dict[str, int] = {}
+    for i, name in enumerate(names):
+        j = first.setdefault(slug(name), i)
+        if j != i:
+            return j, i
+    return None
 
 
 def check_writable(folder: Path, what: str, flag: str) -> None:

@@ -112,14 +112,12 @@ def select_models(config: RunConfig) -> list[ModelEntry]:
         else:
             out.append(REGISTRY.get(value))
     names = [e.name for e in out]
-    first: dict[str, int] = {}
-    for i, name in enumerate(names):
-        other = names[first.setdefault(results.slug(name), i)]
-        if first[results.slug(name)] != i:
-            same = "is named twice" if other == name else f"and {name!r} make the same file name " \
-                f"({results.slug(name)!r})"
-            raise ConfigError(f"models {names}: {other!r} {same}, so their results would overwrite each other; "
-                              "give one another name with -m NAME=MODEL")
+    clash = results.same_file_name(names)
+    if clash:
+        other, name = (names[i] for i in clash)
+        same = "is named twice" if other == name else f"and {name!r} make the same file name ({results.slug(name)!r})"
+        raise ConfigError(f"models {names}: {other!r} {same}, so their results would overwrite each other; give "
+                          "one another name with -m NAME=MODEL")
     baseline = config.baseline
     if baseline is not None and baseline not in names:
         raise UnknownNameError("baseline (a model of this run)", baseline, names)

@@ -312,16 +312,15 @@ def _pairs(err: FieldReader, doc: Mapping, models: list[str]) -> list[tuple[str,
 def check_distinct_names(entries: list[DatasetEntry]) -> None:
     """Two datasets whose names are the same, or the same once made file-safe (``A`` and ``A/``), would write
     one result file and one report row: refused, naming both entries."""
-    from llara_bench.harness.results import slug
+    from llara_bench.harness.results import same_file_name, slug
 
-    first: dict[str, DatasetEntry] = {}
-    for e in entries:
-        other = first.setdefault(slug(e.name), e)
-        if other is not e:
-            same = "the same name" if other.name == e.name else f"names that make the same file name ({slug(e.name)!r})"
-            raise ConfigError(f"datasets {other.name!r} ({other.spec}, {other.where or 'given'}) and {e.name!r} "
-                              f"({e.spec}, {e.where or 'given'}) have {same}, so their results would overwrite "
-                              "each other; give one another name ({spec: ..., name: ...} in the suite file)")
+    clash = same_file_name([e.name for e in entries])
+    if clash:
+        other, e = (entries[i] for i in clash)
+        same = "the same name" if other.name == e.name else f"names that make the same file name ({slug(e.name)!r})"
+        raise ConfigError(f"datasets {other.name!r} ({other.spec}, {other.where or 'given'}) and {e.name!r} "
+                          f"({e.spec}, {e.where or 'given'}) have {same}, so their results would overwrite each "
+                          "other; give one another name ({spec: ..., name: ...} in the suite file)")
 
 
 def _name_of(spec: str) -> str:

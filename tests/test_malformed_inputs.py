@@ -82,6 +82,17 @@ def dup_models(t):
     return run_args(t, "-s", "smoke", "-m", "A=bm25", "-m", "A/=bm25"), ["'A' and 'A/'", "same file name"]
 
 
+def dup_mteb_folders(t):
+    a, other = folder(t, "A"), folder(t / "elsewhere", "A")
+    return ["mteb", "--folder", str(a), "--folder", str(other), "-m", "tiny-llama", "-o", str(t / "runs")], [
+        "'local-A' and 'local-A' make the same file name"]
+
+
+def dup_mteb_models(t):
+    return ["mteb", "--folder", str(folder(t, "A")), "-m", "minilm", "-m", "all-MiniLM-L6-v2", "-o",
+            str(t / "runs")], ["'minilm' and 'all-MiniLM-L6-v2' are the same encoder"]
+
+
 def qrels_outside_corpus(t):
     c = folder(t, "C", qrels="q1\tx1\t1\nq2\tx2\t1\n")
     return run_args(t, "-s", "smoke", "-m", "bm25", "-d", f"folder:{c}"), [
@@ -250,6 +261,7 @@ def models_file_type(entry: str, field: str, expected: str):
 
 CASES = [
     dup_names, dup_file_safe_names, dup_by_dataset_flag, dup_with_discovered, dup_models,  # item 2
+    dup_mteb_folders, dup_mteb_models,
     qrels_outside_corpus, qrels_of_unknown_queries,  # 4
     # 5 (the document id: in a subprocess, below)
     surrogate_in_query_text, surrogate_bytes_in_qrels, surrogate_in_titles, surrogate_in_suite,

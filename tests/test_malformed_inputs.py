@@ -136,6 +136,12 @@ def surrogate_in_suite(t):
     return run_args(t, "-s", str(s)), [f"{s}:3", "lone surrogate"]
 
 
+def json_nested_too_deeply(t):
+    q = folder(t, "Q", queries=['{"_id": "q1", "text": "red apples"}', "[" * 100_000 + "]" * 100_000])
+    return run_args(t, "-s", "smoke", "-m", "bm25", "-d", f"folder:{q}"), [
+        f"{q / 'queries.jsonl'}:2: invalid JSON (nested too deeply)"]
+
+
 def all_empty_corpus(t):
     e = folder(t, "E", corpus=['{"_id": "d1", "title": "", "text": ""}', '{"_id": "d2", "text": "  "}'])
     return run_args(t, "-s", "smoke", "-m", "bm25", "-d", f"folder:{e}"), [
@@ -265,6 +271,7 @@ CASES = [
     qrels_outside_corpus, qrels_of_unknown_queries,  # 4
     # 5 (the document id: in a subprocess, below)
     surrogate_in_query_text, surrogate_bytes_in_qrels, surrogate_in_titles, surrogate_in_suite,
+    json_nested_too_deeply,
     all_empty_corpus, stop_words_corpus,  # 6
     corpus_is_a_folder, binary_suite, dataset_name_a_number, cache_is_a_file, output_is_a_file,  # 7, 8
     output_under_a_file, report_into_a_file, mteb_output_is_a_file, mteb_cache_is_a_file, models_file_binary,

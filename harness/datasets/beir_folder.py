@@ -79,6 +79,9 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
         except json.JSONDecodeError as exc:
             raise DataFormatError(path, f"invalid JSON ({exc.msg} at column {exc.colno}); "
                                         "expected one JSON object per line", line=lineno) from None
+        except RecursionError:
+            raise DataFormatError(path, "invalid JSON (nested too deeply); expected one JSON object per line",
+                                  line=lineno) from None
         if not isinstance(obj, dict):
             raise DataFormatError(path, f"expected a JSON object, got {type(obj).__name__}", line=lineno)
         if "\\u" in line:  # only a JSON escape can make a lone surrogate, which no encoder or evaluator takes

@@ -185,16 +185,24 @@ def plan_table(rows: list[dict]) -> Table:
     table = Table(title="Memory plan (dense encoders; estimated before the run)")
     for name in ("model", "dataset", "docs × dim", "embeddings", "index", "search", "budget"):
         table.add_column(name, justify="left" if name in ("model", "dataset", "search") else "right")
+    unplanned: dict[str, dict[str, None]] = {}  # note -> the datasets it is about (--plan-only, not downloaded)
     for r in rows:
         names = (escape(r["model"]), escape(r["dataset"]))
-        if not r["dim"]:
-            table.add_row(*names, f"{r['n_docs']:,} × ?", "-", "-", "planned when loaded", "-")
+        if r.get("note"):
+            unplanned.setdefault(r["note"], {})[r["dataset"]] = None
+        if "mode" not in r:  # no declared dimension, or a dataset of unknown size
+            docs = "?" if r["n_docs"] is None else f"{r['n_docs']:,}"
+            dim = f"{r['dim']:,}" if r["dim"] else "?"
+            table.add_row(*names, f"{docs} × {dim}", "-", "-",
+                          "planned when loaded" if r["n_docs"] is not None else "planned when downloaded", "-")
             continue
         where = (f"GPU ×{r['gpus']}, {'sharded' if r['gpu_sharded'] else 'replicated'}" if r["device"] == "gpu"
                  else "CPU")
         table.add_row(*names, f"{r['n_docs']:,} × {r['dim']:,}", _gib(r["embedding_bytes"]),
                       _gib(r["index_bytes"]) + (" fp16" if r["fp16"] else ""), f"{r['mode']} on {where}",
                       _gib(r["budget_bytes"]))
+    if unplanned:
+        table.caption = "; ".join(f"{escape(', '.join(names))}: {note}" for note, names in unplanned.items())
     return table
 
 

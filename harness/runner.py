@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from llara_bench.harness import results
-from llara_bench.harness.datasets import Dataset, load_dataset
+from llara_bench.harness.datasets import Dataset, load_dataset, published_size
+from llara_bench.harness.datasets.downloads import DownloadRefused, no_downloads
 from llara_bench.harness.datasets.titles import join_titles, load_titles, resolve_title_source
 from llara_bench.harness.distributed import SINGLE, World
 from llara_bench.harness.encoders_file import load_models_files
@@ -184,16 +185,19 @@ def run_suite(config: RunConfig, progress: ProgressFactory = no_progress,
     if unchecked:
         on_note(f"{suite.path}: the expected scores of {', '.join(map(repr, unchecked))} cannot be checked: no such "
                 f"dataset was found{f' under {config.data_root}' if config.data_root else ''}")
+    if plan_only:  # reads what is here and downloads nothing
+        plan = memory_plan(config, model_entries, planned_sizes(entries, config.data_root))
+        if on_plan and world.leader:
+            on_plan(plan)
+        return SuiteRun(None, plan=plan)
     datasets = load_datasets(entries, config.data_root)
     for line in dict.fromkeys(judgment_warnings(datasets[_data_key(e)][0], e.split) for e in entries):
         if line:
             on_note(line)
-    plan = memory_plan(config, model_entries, [(e, datasets[_data_key(e)][0]) for e in entries])
+    plan = memory_plan(config, model_entries, [DatasetSize.of(e, datasets[_data_key(e)][0]) for e in entries])
     if on_plan and world.leader:
         on_plan(plan)
     baseline = config.baseline or (suite.baseline if suite.baseline in [e.name for e in model_entries] else None)
-    if plan_only:
-        return SuiteRun(None, baseline, plan=plan)
     run_dir = world.broadcast(config.output / config.name if config.name else
                               results.new_run_dir(config.output, suite.name))
     run = SuiteRun(run_dir, baseline, plan=plan)
@@ -243,22 +247,63 @@ def group_means(entries: list[DatasetEntry], results_: list[dict]) -> list[dict]
     return out
 
 
-def memory_plan(config: RunConfig, model_entries: list[ModelEntry], pairs: list[tuple[DatasetEntry, Dataset]]
-                ) -> list[dict]:
+@dataclass(frozen=True)
+class DatasetSize:
+    """What the memory plan needs of a dataset: its documents and judged queries (None: unknown), and, for one
+    that is not here (``--plan-only`` downloads nothing), where its sizes came from."""
+
+    entry: DatasetEntry
+    n_docs: int | None
+    n_queries: int | None
+    note: str | None = None
+
+    @classmethod
+    def of(cls, entry: DatasetEntry, dataset: Dataset) -> DatasetSize:
+        return cls(entry, len(dataset.corpus), len(dataset.split(entry.split).queries))
+
+
+PLAN_ONLY = "--plan-only downloads nothing"
+
+
+def planned_sizes(entries: list[DatasetEntry], data_root: Path | None) -> list[DatasetSize]:
+    """The sizes ``--plan-only`` plans with, downloading nothing: a dataset that is here is read (without its
+    titles, which change no size); one that is not is sized by what its source publishes (ir_datasets'
+    counts), else left unknown. A spec that names nothing still fails, as the run would."""
+    loaded: dict[str, Dataset | None] = {}
+    sizes = []
+    with no_downloads(PLAN_ONLY):
+        for entry in entries:
+            if entry.spec not in loaded:
+                try:
+                    loaded[entry.spec] = load_dataset(entry.spec, data_root)
+                except DownloadRefused:
+                    loaded[entry.spec] = None
+            dataset = loaded[entry.spec]
+            if dataset is not None:
+                sizes.append(DatasetSize.of(entry, dataset))
+                continue
+            n_docs, n_queries = published_size(entry.spec)
+            sizes.append(DatasetSize(entry, n_docs, n_queries, f"not downloaded ({PLAN_ONLY}), " + (
+                "sized by its source's published counts" if n_docs is not None else "size unknown")))
+    return sizes
+
+
+def memory_plan(config: RunConfig, model_entries: list[ModelEntry], sizes: list[DatasetSize]) -> list[dict]:
     """For each dense model and dataset, before anything is encoded: the corpus embedding bytes, the index
     bytes and the search mode and device `plan_search` would choose now (from the declared dimension; a
-    model that declares none is planned when it is loaded)."""
+    model that declares none is planned when it is loaded, a dataset of unknown size when it is here)."""
     rows = []
     for model_entry in model_entries:
         if model_entry.meta.kind != "dense":
             continue
         dim = model_entry.meta.dimension
-        for entry, dataset in pairs:
-            split = dataset.split(entry.split)
-            row = {"model": model_entry.name, "dataset": entry.name, "n_docs": len(dataset.corpus), "dim": dim,
-                   "n_queries": len(split.queries)}
-            if dim:
-                row |= config.search.plan(len(dataset.corpus), dim, len(split.queries), _depth(config, entry),
+        for size in sizes:
+            row = {"model": model_entry.name, "dataset": size.entry.name, "n_docs": size.n_docs, "dim": dim,
+                   "n_queries": size.n_queries}
+            if size.note:
+                row["note"] = size.note
+            if dim and size.n_docs is not None and size.n_queries is not None:
+                row |= config.search.plan(size.n_docs, dim, size.n_queries, _depth(config, size.entry),
                                           device=config.encoder.device, block_rows=config.cache.shard_rows)
             rows.append(row)
     return rows

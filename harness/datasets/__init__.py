@@ -17,13 +17,13 @@ from typing import Callable
 
 from llara_bench.harness.datasets.beir_download import BEIR_DATASETS, download_beir
 from llara_bench.harness.datasets.beir_folder import load_beir_folder
-from llara_bench.harness.datasets.irds import load_irds
+from llara_bench.harness.datasets.irds import irds_size, load_irds
 from llara_bench.harness.datasets.model import Corpus, Dataset, Qrels, Split
 from llara_bench.harness.errors import ConfigError, UnknownNameError
 from llara_bench.models.cache import cache_root
 
-__all__ = ["Corpus", "Dataset", "Qrels", "Split", "load_dataset", "embedded_names", "discover_beir_folders",
-           "default_data_root", "cache_root"]
+__all__ = ["Corpus", "Dataset", "Qrels", "Split", "load_dataset", "published_size", "embedded_names",
+           "discover_beir_folders", "default_data_root", "cache_root"]
 
 def default_data_root() -> Path | None:
     root = os.environ.get("LLARA_BENCH_DATA_ROOT")
@@ -51,6 +51,13 @@ def load_dataset(spec: str, data_root: Path | None = None) -> Dataset:
     if source not in SOURCES:
         raise ConfigError(f"dataset spec {spec!r}: {UnknownNameError('source', source, list(SOURCES))}")
     return SOURCES[source](value, data_root)
+
+
+def published_size(spec: str) -> tuple[int | None, int | None]:
+    """(documents, queries) that a dataset's source publishes, known without downloading it: ir_datasets'
+    counts for an ``irds:`` id; None where nothing is known (BEIR publishes no machine-readable sizes)."""
+    source, _, value = spec.partition(":")
+    return irds_size(value) if source == "irds" else (None, None)
 
 
 def _embedded(name: str, data_root: Path | None) -> Dataset:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from llara_bench.harness.datasets.downloads import DownloadRefused, refusal
 from llara_bench.harness.errors import LlaraBenchError
 from llara_bench.models.files import move_into_place, scratch_beside
-from llara_bench.models.offline import offline
 
 # The 18 BEIR datasets (BEIR's README); the public ones download as <name>.zip from BEIR's host.
 BEIR_DATASETS = (
@@ -27,9 +27,10 @@ def download_beir(name: str, target_root: Path) -> Path:
     if name in NOT_PUBLIC:
         raise LlaraBenchError(f"BEIR dataset {name!r} is not publicly downloadable; build it in BEIR layout "
                               "yourself and put it under the data root")
-    if offline():
-        raise LlaraBenchError(f"BEIR dataset {name!r} is not under the data root and downloads are off "
-                              "(LLARA_BENCH_OFFLINE / HF_HUB_OFFLINE); pass --data-root with a folder holding it")
+    reason = refusal()
+    if reason:
+        raise DownloadRefused(f"BEIR dataset {name!r} is not under the data root and {reason}; pass --data-root "
+                              "with a folder holding it")
     from beir import util
 
     # beir.util writes the zip and the folder in place; work in a scratch folder and move the

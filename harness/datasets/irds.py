@@ -1,12 +1,18 @@
 """Datasets from ir_datasets ids (e.g. ``msmarco-passage/dev/small``).
 
-ir_datasets downloads and caches the canonical files on first use; offline, it reads its cache
-(``IR_DATASETS_HOME``). Locally built datasets (``ir_datasets.create_dataset`` registered under an
-id) load the same way.
+ir_datasets downloads and caches the canonical files on first use; offline (or under ``--plan-only``,
+see `harness.datasets.downloads`) it reads its cache (``IR_DATASETS_HOME``) and a file missing there is
+refused in one line rather than fetched. Locally built datasets (``ir_datasets.create_dataset``
+registered under an id) load the same way.
 """
 
 from __future__ import annotations
 
+from contextlib import ExitStack, contextmanager
+from typing import Iterator
+from unittest import mock
+
+from llara_bench.harness.datasets.downloads import DownloadRefused, refusal
 from llara_bench.harness.datasets.model import Corpus, Dataset
 from llara_bench.harness.errors import DataFormatError, UnknownNameError
 
@@ -19,13 +25,68 @@ def split_name(dataset_id: str) -> str:
 
 
 def load_irds(dataset_id: str) -> Dataset:
+    """The dataset of an ir_datasets id; its files are fetched on first use unless downloads are refused
+    (`harness.datasets.downloads.refusal`), when a missing one raises `DownloadRefused`."""
+    ds = _irds(dataset_id)
+    with _fetches_refused(f"irds:{dataset_id}", refusal()):
+        return _read(ds, dataset_id)
+
+
+def irds_size(dataset_id: str) -> tuple[int | None, int | None]:
+    """(documents, queries) from the counts ir_datasets ships for its published datasets, read without
+    downloading anything; None for a count it does not know (a locally built dataset)."""
+    ds = _irds(dataset_id)
+    return (ds.docs_count() if ds.has_docs() else None), (ds.queries_count() if ds.has_queries() else None)
+
+
+def _irds(dataset_id: str):
     import ir_datasets
 
     try:
-        ds = ir_datasets.load(dataset_id)
+        return ir_datasets.load(dataset_id)
     except KeyError:
         known = list(ir_datasets.registry._registered.keys())  # no public listing API
         raise UnknownNameError("ir_datasets id", dataset_id, known) from None
+
+
+class _Fetch(BaseException):
+    """Raised where ir_datasets would open a network stream. A BaseException, so that its mirror loop (which
+    catches Exception, logs "Download failed" and tries the next mirror) lets it through to `_fetches_refused`."""
+
+    def __init__(self, url: str):
+        super().__init__(url)
+        self.url = url
+
+
+@contextmanager
+def _fetches_refused(source: str, reason: str | None) -> Iterator[None]:
+    """With a `reason`, every ir_datasets download class that reaches the network (all but the local-file
+    one) raises instead of fetching: a file already in the cache is read, a missing one is refused in one
+    line. ir_datasets has no offline switch of its own."""
+    if reason is None:
+        yield
+        return
+    from ir_datasets import util
+    from ir_datasets.util import download
+
+    def refuse(mirror, *args, **kwargs):
+        raise _Fetch(str(getattr(mirror, "url", None) or getattr(mirror, "uri", None) or mirror))
+
+    with ExitStack() as patches:
+        for cls in download.BaseDownload.__subclasses__():
+            if cls is not download.LocalDownload:
+                patches.enter_context(mock.patch.object(cls, "stream", refuse))
+        # its notes on the way to a fetch (the data usage agreement, where a local copy could go), not the line
+        patches.enter_context(mock.patch.object(download._logger, "info", lambda *args, **kwargs: None))
+        try:
+            yield
+        except _Fetch as fetch:
+            raise DownloadRefused(f"{source} is not in ir_datasets' cache {util.home_path()} (it would fetch "
+                                  f"{fetch.url}) and {reason}; set IR_DATASETS_HOME to the folder that holds its "
+                                  "files, or go online to download them") from None
+
+
+def _read(ds, dataset_id: str) -> Dataset:
     source = f"irds:{dataset_id}"
     for part in ("docs", "queries", "qrels"):
         if not getattr(ds, f"has_{part}")():

@@ -17,9 +17,12 @@ file, or ids in another numbering).
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
+from unittest import mock
 
 from llara_bench.harness.datasets.beir_folder import iter_jsonl, iter_lines
+from llara_bench.harness.datasets.downloads import DownloadRefused, refusal
 from llara_bench.harness.datasets.model import Dataset
 from llara_bench.harness.errors import ConfigError, DataFormatError
 
@@ -99,7 +102,21 @@ def _hf_titles(name: str) -> dict[str, str]:
         import datasets
     except ImportError:
         raise ConfigError(f"titles hf:{name} need the 'datasets' package (pip install 'llara-bench[mteb]')") from None
-    table = datasets.load_dataset(name, split="train")
+    reason = refusal()
+    with ExitStack() as offline:
+        if reason:  # datasets and huggingface_hub read HF_HUB_OFFLINE once, at import: set it for this load
+            import huggingface_hub.constants
+
+            offline.enter_context(mock.patch.object(datasets.config, "HF_HUB_OFFLINE", True))
+            offline.enter_context(mock.patch.object(huggingface_hub.constants, "HF_HUB_OFFLINE", True))
+        try:
+            table = datasets.load_dataset(name, split="train")
+        except ConnectionError:
+            if not reason:
+                raise
+            raise DownloadRefused(f"titles hf:{name} are not in the Hugging Face datasets cache and {reason}; run "
+                                  "once online to cache them, or pass --titles with a doc-id<TAB>title .tsv or a "
+                                  ".jsonl (or none)") from None
     key = next((k for k in ID_FIELDS if k in table.column_names), None)
     if key is None or "title" not in table.column_names:
         raise DataFormatError(f"hf:{name}", f"expected columns 'docid' (or '_id') and 'title'; it has "

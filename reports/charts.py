@@ -118,10 +118,12 @@ class Axis:
         return a + share * (b - a)
 
 
-def _number(v: float, log: bool) -> str:
+def _number(v: float, log: bool, step: float = 0.1) -> str:
+    """A tick's label: thousands separated on the log axis; on a linear one, as many decimals as the tick step
+    needs (0.0, 0.2, ..., 1.0; not 0, 0.2, ..., 1)."""
     if log:
         return f"{v:,.0f}" if v >= 1 else f"{v:g}"
-    return f"{v:.2f}".rstrip("0").rstrip(".") if v else "0"
+    return f"{v:.{max(0, -math.floor(math.log10(step) + 1e-9))}f}"
 
 
 def _svg(width: float, height: float, label: str, body: list[str]) -> str:
@@ -170,9 +172,12 @@ def _scatter(report: Report, points: list[tuple[str, float, float]], sizes: dict
     y = Axis(y_low, y_high, bottom, top, inset=inset + 14)  # room above a marker for its name
     body = [f'<rect x="{left}" y="{top}" width="{right - left}" height="{bottom - top}" fill="#fff" '
             f'stroke="#d8dde4"/>']
-    for t in [t for t in nice_ticks(y_low, y_high) if y(t) >= top and y(t) <= bottom]:
+    y_ticks = nice_ticks(y_low, y_high)
+    step = y_ticks[1] - y_ticks[0] if len(y_ticks) > 1 else 0.1
+    for t in [t for t in y_ticks if top <= y(t) <= bottom]:
         body.append(f'<line x1="{left}" x2="{right}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="#eef1f4"/>'
-                    f'<text x="{left - 6}" y="{y(t) + 4:.1f}" text-anchor="end" fill="#5b6573">{_number(t, False)}</text>')
+                    f'<text x="{left - 6}" y="{y(t) + 4:.1f}" text-anchor="end" fill="#5b6573">'
+                    f'{_number(t, False, step)}</text>')
     for t in [t for t in log_ticks(x_low, x_high) if left <= x(t) <= right]:
         body.append(f'<line x1="{x(t):.1f}" x2="{x(t):.1f}" y1="{top}" y2="{bottom}" stroke="#eef1f4"/>'
                     f'<text x="{x(t):.1f}" y="{bottom + 16}" text-anchor="middle" fill="#5b6573">{_number(t, True)}</text>')

@@ -41,6 +41,11 @@ class Options:
             raise ConfigError("--alpha and the confidence level must lie strictly between 0 and 1")
         if self.n_resamples < 1:
             raise ConfigError(f"--resamples: expected a positive number, got {self.n_resamples}")
+        if self.metric is not None:  # any case, as --measures: ndcg@10 is nDCG@10 (else a did-you-mean)
+            try:
+                object.__setattr__(self, "metric", canonical_measures([self.metric])[0])
+            except (ConfigError, UnknownNameError) as exc:
+                raise ConfigError(f"--metric: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -331,8 +336,7 @@ def build(collected: Collected, options: Options = Options()) -> Report:
     models = list(dict.fromkeys(r["model"]["name"] for r in results))
     datasets = list(dict.fromkeys(r["dataset"]["name"] for r in results))
     by_key = {(r["model"]["name"], r["dataset"]["name"]): r for r in results}
-    # any case, as --measures: ndcg@10 is nDCG@10 (an unknown name gets a did-you-mean)
-    metric = canonical_measures([options.metric])[0] if options.metric else results[0]["main_metric"]
+    metric = options.metric or results[0]["main_metric"]
     for r in results:
         if metric not in r["metrics"] or metric not in r["per_query"]:
             key = (r["model"]["name"], r["dataset"]["name"])

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from llara_bench.harness.datasets import discover_beir_folders
+from llara_bench.harness.datasets.model import MAX_GRADE
 from llara_bench.harness.errors import ConfigError, UnknownNameError
 from llara_bench.harness.gates import CONDITIONS, DEFAULT_TOLERANCE, Expectation
 from llara_bench.harness.metrics import DEFAULT_MEASURES, canonical_measures
@@ -348,9 +349,10 @@ def _entry_fields(err: FieldReader, m: Mapping) -> dict[str, Any]:
         out["drop_self_hits"] = m["drop_self_hits"]
     if "relevance_map" in m:
         rmap = m["relevance_map"]
-        if not isinstance(rmap, dict) or not all(type(k) is int and type(v) is int for k, v in rmap.items()):
-            raise ConfigError(f"{err.where(m, 'relevance_map')}: expected a mapping of integer grade to "
-                              "integer grade")
+        if not isinstance(rmap, dict) or not all(type(k) is int and type(v) is int and abs(v) <= MAX_GRADE
+                                                 for k, v in rmap.items()):
+            raise ConfigError(f"{err.where(m, 'relevance_map')}: expected a mapping of integer grade to integer "
+                              f"grade (from -{MAX_GRADE} to {MAX_GRADE})")
         out["relevance_map"] = dict(rmap)
     if "titles" in m:
         out["titles"] = _titles(err, m)

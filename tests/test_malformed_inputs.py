@@ -106,6 +106,12 @@ def qrels_of_unknown_queries(t):
         "of this file name 2 query ids it lacks)"]
 
 
+def huge_grade(t):
+    g = folder(t, "G", qrels="q1\td1\t2147483647\nq2\td2\t1\n")  # trec_eval took 16 GB and 37 s for it
+    return run_args(t, "-s", "smoke", "-m", "bm25", "-d", f"folder:{g}"), [
+        f"{g / 'qrels' / 'test.tsv'}:2 (field 'score'): expected an integer grade from -1000 to 1000"]
+
+
 def surrogate_in_doc_id(t):
     s = folder(t, "S", corpus=['{"_id": "d1\\udfff", "text": "apples"}', '{"_id": "d2", "text": "bananas"}'])
     return run_args(t, "-s", "smoke", "-m", "bm25", "-d", f"folder:{s}"), [
@@ -268,7 +274,7 @@ def models_file_type(entry: str, field: str, expected: str):
 CASES = [
     dup_names, dup_file_safe_names, dup_by_dataset_flag, dup_with_discovered, dup_models,  # item 2
     dup_mteb_folders, dup_mteb_models,
-    qrels_outside_corpus, qrels_of_unknown_queries,  # 4
+    qrels_outside_corpus, qrels_of_unknown_queries, huge_grade,  # 4
     # 5 (the document id: in a subprocess, below)
     surrogate_in_query_text, surrogate_bytes_in_qrels, surrogate_in_titles, surrogate_in_suite,
     json_nested_too_deeply,
@@ -281,6 +287,7 @@ CASES = [
     yaml_type("split: 3", "split", "expected a non-empty string, got 3"),
     yaml_type("titles: 5", "titles", "expected a non-empty string, got 5"),
     yaml_type("conventions: {A: {relevance_map: {true: 1}}}", "relevance_map", "integer grade"),
+    yaml_type("conventions: {A: {relevance_map: {1: 3000000000}}}", "relevance_map", "from -1000 to 1000"),
     yaml_type("conventions: {5: {top_k: 2}}", 5, "expected a dataset name (a string), got 5"),
     yaml_type("expected: [{model: bm25, dataset: A, score: .nan}]", "score", "expected a number, got nan"),
     models_file_type("x: {model: /tmp, contract: llara, dtype: [a]}", "dtype", "got ['a']"),

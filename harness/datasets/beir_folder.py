@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from llara_bench.harness.datasets.model import Corpus, Dataset, Qrels
+from llara_bench.harness.datasets.model import MAX_GRADE, Corpus, Dataset, Qrels
 from llara_bench.harness.errors import DataFormatError
 from llara_bench.harness.failures import reason_and_advice
 
@@ -177,8 +177,9 @@ def _load_qrels(path: Path, queries: dict[str, str], doc_ids: set[str]) -> tuple
                                         f"got {line!r:.60}", line=lineno)
         if not qid or not doc_id:
             raise DataFormatError(path, "empty query-id or corpus-id", line=lineno)
-        if not _is_int(score):
-            raise DataFormatError(path, f"expected an integer grade, got {score!r}", line=lineno, field="score")
+        if not _is_int(score) or abs(int(score)) > MAX_GRADE:
+            raise DataFormatError(path, f"expected an integer grade from -{MAX_GRADE} to {MAX_GRADE}, got "
+                                        f"{score[:40]!r}", line=lineno, field="score")
         if qid not in queries:  # counted to the end of the file, so that the error says how many
             unknown_queries.setdefault(qid, lineno)
             unknown_query_rows += 1

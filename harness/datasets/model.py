@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from typing import Iterator, Mapping
 
 Qrels = dict[str, dict[str, int]]  # query id -> doc id -> grade (raw; may be negative)
+# the largest grade (either sign) a qrels file may hold: real ones are small (TREC 0-3, Cranfield -1..4), and
+# trec_eval allocates memory per grade level (a grade of 2**31 took 16 GB and 37 s)
+MAX_GRADE = 1000
 
 
 @dataclass

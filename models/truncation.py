@@ -31,10 +31,12 @@ def cut_to_tokens(tokenizer, texts: Sequence[str], max_tokens: int) -> list[str]
               if len(text) > max_tokens * CHARS_PER_TOKEN}
     while budget:
         cuts = {i: _cut_at_word_end(texts[i], chars) for i, chars in budget.items()}
-        counts = tokenizer(list(cuts.values()), add_special_tokens=False)["input_ids"]
+        enough = max_tokens + SLACK_TOKENS + 1  # counted no further (nor warned of as too long for the model)
+        counts = tokenizer(list(cuts.values()), add_special_tokens=False, truncation=True,
+                           max_length=enough)["input_ids"]
         longer = {}
         for (i, cut), ids in zip(cuts.items(), counts):
-            if len(ids) > max_tokens + SLACK_TOKENS:
+            if len(ids) == enough:
                 out[i] = cut
             elif 2 * budget[i] < len(texts[i]):
                 longer[i] = 2 * budget[i]

@@ -112,6 +112,12 @@ def huge_grade(t):
         f"{g / 'qrels' / 'test.tsv'}:2 (field 'score'): expected an integer grade from -1000 to 1000"]
 
 
+def whitespace_in_doc_id(t):
+    w = folder(t, "W", corpus=['{"_id": "d1", "text": "apples"}', '{"_id": "d 2", "text": "bananas"}'])
+    return run_args(t, "-s", "smoke", "-m", "bm25", "-d", f"folder:{w}"), [
+        f"{w / 'corpus.jsonl'}:2 (field '_id'): document id 'd 2' contains whitespace"]
+
+
 def surrogate_in_doc_id(t):
     s = folder(t, "S", corpus=['{"_id": "d1\\udfff", "text": "apples"}', '{"_id": "d2", "text": "bananas"}'])
     return run_args(t, "-s", "smoke", "-m", "bm25", "-d", f"folder:{s}"), [
@@ -274,7 +280,7 @@ def models_file_type(entry: str, field: str, expected: str):
 CASES = [
     dup_names, dup_file_safe_names, dup_by_dataset_flag, dup_with_discovered, dup_models,  # item 2
     dup_mteb_folders, dup_mteb_models,
-    qrels_outside_corpus, qrels_of_unknown_queries, huge_grade,  # 4
+    qrels_outside_corpus, qrels_of_unknown_queries, huge_grade, whitespace_in_doc_id,  # 4
     # 5 (the document id: in a subprocess, below)
     surrogate_in_query_text, surrogate_bytes_in_qrels, surrogate_in_titles, surrogate_in_suite,
     json_nested_too_deeply,

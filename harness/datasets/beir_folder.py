@@ -117,6 +117,10 @@ def _string_field(path: Path, lineno: int, obj: dict, key: str, *, required: boo
 
 def _unique_id(path: Path, lineno: int, obj: dict, first_line: dict[str, int], kind: str) -> str:
     ident = _string_field(path, lineno, obj, "_id", required=True, non_empty=True)
+    if re.search(r"\s", ident):  # a TREC run or qrels file (which a run writes) would split it in two
+        raise DataFormatError(path, f"{kind} id {ident[:60]!r} contains whitespace; expected an id without spaces, "
+                                    "tabs or line breaks (TREC run and qrels files separate fields by whitespace)",
+                              line=lineno, field="_id")
     if ident in first_line:
         raise DataFormatError(path, f"duplicate {kind} id {ident!r} (first on line {first_line[ident]})",
                               line=lineno, field="_id")

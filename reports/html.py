@@ -113,6 +113,8 @@ def _links(report: Report, output: Path | None, per_query: dict) -> dict[tuple[s
         table = per_query.get(d)
         files = [("result", report.sources.get((m, d))), ("run", table.run_files.get(m) if table else None),
                  ("qrels", table.qrels_source if table else None)]
+        if files[1][1] and Path(files[1][1]) == Path(files[0][1] or ""):  # an external run: its own result
+            files = files[1:]
         out[(m, d)] = [(label, href) for label, path in files if (href := _href(path, base))]
     return out
 

@@ -21,6 +21,7 @@ from llara_bench.harness.errors import DataFormatError
 from llara_bench.reports.model import Report
 
 TOP_SHOWN = 3  # top documents shown per model and query
+COLUMNS_SHOWN = 4  # model columns the HTML table shows at first (so that it fits 800 px); the others on demand
 QRELS_SHOWN = 12  # judged documents listed per query in the HTML (all of them in the exports)
 
 
@@ -56,6 +57,7 @@ class DatasetQueries:
     qrels_source: str | None  # the qrels file read, or None
     run_files: dict[str, str | None] = field(default_factory=dict)  # model -> the run file read (None: not saved)
     notes: list[str] = field(default_factory=list)
+    shown: list[str] = field(default_factory=list)  # the models whose columns the HTML shows at first
 
 
 def for_dataset(report: Report, dataset: str, top: int = TOP_SHOWN) -> DatasetQueries:
@@ -86,7 +88,14 @@ def for_dataset(report: Report, dataset: str, top: int = TOP_SHOWN) -> DatasetQu
             m: _model_query(results[m], q, runs[m], judged, measures, top) for m in models
             if q in results[m]["per_query"][report.metric]}))
     return DatasetQueries(dataset, models, rows, measures, str(qrels_path) if qrels_path else None,
-                          {m: str(f) if f else None for m, f in run_files.items()}, notes)
+                          {m: str(f) if f else None for m, f in run_files.items()}, notes,
+                          _shown(models, [report.baseline, *(m for pair in report.declared for m in pair)]))
+
+
+def _shown(models: list[str], wanted: list[str], n: int = COLUMNS_SHOWN) -> list[str]:
+    """The first ``n`` models (best first), the baseline and the suites' declared pairs preferred."""
+    first = list(dict.fromkeys(m for m in wanted if m in models))[:n]
+    return [m for m in models if m in first or m in [o for o in models if o not in first][:n - len(first)]]
 
 
 def _model_query(result: dict, q: str, run: dict | None, judged: dict[str, int] | None, measures: list[str],

@@ -149,6 +149,29 @@ def test_smoke_report_fits_the_width_and_filters_queries(browser, smoke_run_dir,
         visit.close()
 
 
+def test_eight_models_fit_800_px_with_the_per_query_columns_on_demand(browser, smoke_run_dir, tmp_path):
+    """Two labelled copies of the smoke run: eight models, too many per-query columns for 800 px. The table
+    shows four (the baseline and the suite's declared pair first) and a tick adds another."""
+    from llara_bench.reports.collect import Input
+
+    html_path = write_report([Input(smoke_run_dir, "before"), Input(smoke_run_dir, "after")],
+                             tmp_path / "report.html")[0]
+    visit = Visit(browser, html_path, width=800, height=900)
+    page = visit.page
+    try:
+        assert page.evaluate(OVERFLOWS) == []
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        shown = lambda: page.locator("#pq-1 thead th.model-col:visible").all_inner_texts()  # noqa: E731
+        assert shown() == ["bm25 (before)", "tiny-llara (before)", "tiny-llara (after)", "tiny-llama (before)"]
+        assert page.locator("#pq-1 tbody tr:first-child td.pq:visible").count() == 4
+        page.locator(".model-picker label", has_text="minilm (before)").click()
+        assert shown()[0] == "minilm (before)" and len(shown()) == 5
+        assert page.locator("#pq-1 tbody tr:first-child td.pq:visible").count() == 5
+        assert visit.errors == [] and [m for m in visit.console if m[0] == "error"] == []
+    finally:
+        visit.close()
+
+
 MARKUP = {
     "doc": '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">',
     "model": "<img src=x onerror=window.__pwned=3>",

@@ -50,6 +50,17 @@
       count.textContent = shown + " of " + rows.length;
     });
   });
+  // Per-query model columns: a ticked model's column is shown.
+  document.querySelectorAll("fieldset.model-picker").forEach(function (picker) {
+    var table = document.getElementById(picker.getAttribute("data-table"));
+    picker.querySelectorAll("input[data-col]").forEach(function (box) {
+      box.addEventListener("change", function () {
+        table.querySelectorAll('[data-col="' + box.getAttribute("data-col") + '"]').forEach(function (cell) {
+          cell.classList.toggle("col-off", !box.checked);
+        });
+      });
+    });
+  });
   var select = document.getElementById("quality-view");
   if (select) {
     select.addEventListener("change", function () {

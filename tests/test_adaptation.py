@@ -246,6 +246,7 @@ def test_adapt_then_finetune_then_evaluate_through_the_cli(tmp_path):
     assert result.exit_code == 0, result.output
     manifest = json.loads((adapted / "llara-bench.json").read_text())
     assert manifest["stage"] == "adapted" and manifest["data"]["pairs"] > 0 and len(manifest["history"]) == 2
+    assert manifest["data"]["spec"] == "embedded:smoke"  # what it was adapted on: a report marks results there
     assert manifest["encoding_contract"]["passage_suffix"] == LLARA.passage_suffix
     assert not (tmp_path / ".adapted.work").exists()  # the checkpoint goes once the output is whole
 
@@ -275,6 +276,14 @@ def test_adapt_then_finetune_then_evaluate_through_the_cli(tmp_path):
         record = json.loads(path.read_text())
         assert record["model"]["origin"] == "path" and record["model"]["contract"]["pooling_k"] == 8
         assert 0.0 <= record["metrics"]["nDCG@10"] <= 1.0 and record["dataset"]["n_queries"] > 0
+        # the stages and their data, newest first: the fine-tune (Tevatron file, no dataset spec), the adaptation
+        assert record["model"]["extra"]["trained_on"][-1] == {"stage": "adapted", "spec": "embedded:smoke",
+                                                              "fingerprint": None}
+    from llara_bench.reports import build_report
+
+    report = build_report([next(out.iterdir())])
+    assert {m: report.adapted_on(m, "smoke") for m in report.models} == {
+        str(adapted): "adapted on embedded:smoke", str(tuned): "adapted on embedded:smoke"}
 
     again = runner.invoke(app, ["adapt", str(tiny_llama_path()), "-o", str(adapted), "--data", "embedded:smoke"])
     assert again.exit_code == 2 and "exists" in again.output
@@ -368,4 +377,5 @@ def test_shipped_tiny_llara_is_built_from_the_current_recipe():
     assert build["recipe"] == json.loads(json.dumps(smoke.recipe()))
     manifest = json.loads((folder / "llara-bench.json").read_text())
     assert manifest["stage"] == "adapted" and manifest["settings"]["steps"] == smoke.SETTINGS.steps
+    assert manifest["data"]["spec"] == "embedded:smoke"  # adapted on the smoke corpus: its smoke score is flagged
     assert not any(str(Path.home()) in json.dumps(m) for m in (build, manifest))  # nothing of the building machine

@@ -82,9 +82,10 @@ class Dataset:
         from llara_bench.harness.errors import DataFormatError
 
         if split not in self._unknown_doc_rows:
-            doc_ids = set(self.corpus.ids)
             rows = [doc for judged in self.qrels[split].values() for doc in judged]
-            unknown = [doc for doc in rows if doc not in doc_ids]
+            judged_ids = set(rows)  # a few thousand: no set of the whole corpus (MS MARCO's is 8.8M ids)
+            present = {doc for doc in self.corpus.ids if doc in judged_ids}
+            unknown = [doc for doc in rows if doc not in present]
             if rows and len(unknown) == len(rows):
                 raise DataFormatError(self.qrels_source(split), f"none of the {len(rows):,} judgments of split "
                                       f"{split!r} names a document of the corpus of {self.name!r} (e.g. "

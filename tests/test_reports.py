@@ -500,3 +500,15 @@ def test_trained_on_reads_the_manifest_chain(tmp_path):
          "adapted_from": adapted}))
     assert trained_on(tmp_path) == [{"stage": "finetuned", "spec": "beir:msmarco", "fingerprint": "sha256:ab"},
                                     {"stage": "adapted", "spec": "folder:/data/scifact", "fingerprint": None}]
+
+
+def test_bm25_records_the_settings_it_scores_with():
+    from llara_bench.models import REGISTRY
+    from llara_bench.models.bm25 import BM25Retriever
+
+    meta = REGISTRY.get("bm25").meta
+    assert BM25Retriever(meta).meta.extra["bm25"] | {"scoring": None} == {
+        "scoring": None, "k1": 1.5, "b": 0.75, "stemmer": "Snowball english (PyStemmer)", "stop_words": "en"}
+    variant = BM25Retriever(meta, k1=0.9, b=0.4, stemmer_language=None).meta.extra["bm25"]
+    assert (variant["k1"], variant["b"], variant["stemmer"]) == (0.9, 0.4, None)
+    assert variant["scoring"].startswith("lucene (bm25s ")

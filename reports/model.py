@@ -49,22 +49,6 @@ class Options:
 
 
 @dataclass(frozen=True)
-class Example:
-    """One query on which a model and the baseline differ, with each one's top-ranked document."""
-
-    query_id: str
-    query: str | None  # None when the result files carry no texts
-    score: float
-    baseline_score: float
-    top: dict | None  # {"id", "title", "text"} of the model's first hit
-    baseline_top: dict | None
-
-    @property
-    def delta(self) -> float:
-        return self.score - self.baseline_score
-
-
-@dataclass(frozen=True)
 class TimingRow:
     model: str
     dataset: str
@@ -226,19 +210,6 @@ class Report:
         timings = self.results[(model, dataset)]["timings"]
         return {p: timings[p]["seconds"] for p in _phase_order(timings)}
 
-    def examples(self, model: str, dataset: str, k: int = 3) -> list[Example]:
-        """The k queries the model gains most on against the baseline, then the k it loses most on."""
-        if (model, dataset) not in self.comparisons:
-            return []
-        mine, base = self.results[(model, dataset)], self.results[(self.baseline, dataset)]
-        scores, base_scores = mine["per_query"][self.metric], base["per_query"][self.metric]
-        ranked = sorted(scores, key=lambda q: (base_scores[q] - scores[q], q))
-        gains = [q for q in ranked[:k] if scores[q] > base_scores[q]]
-        losses = [q for q in reversed(ranked[-k:]) if scores[q] < base_scores[q]]
-        texts = (mine.get("examples") or {}).get("queries", {})
-        return [Example(q, texts.get(q), scores[q], base_scores[q], _top_document(mine, q), _top_document(base, q))
-                for q in gains + [q for q in losses if q not in gains]]
-
     def phases(self) -> list[str]:
         return list(dict.fromkeys(p for _, _, r in self.pairs() for p in _phase_order(r["timings"])))
 
@@ -317,14 +288,6 @@ class Report:
 
     def dataset_info(self, dataset: str) -> dict:
         return next(r["dataset"] for (_, d), r in self.results.items() if d == dataset)
-
-
-def _top_document(result: dict, query_id: str) -> dict | None:
-    examples = result.get("examples") or {}
-    doc_id = examples.get("top", {}).get(query_id)
-    if doc_id is None:
-        return None
-    return {"id": doc_id, **examples.get("documents", {}).get(doc_id, {"title": "", "text": ""})}
 
 
 def _phase_order(timings: dict) -> list[str]:

@@ -17,7 +17,7 @@ from llara_bench.harness.cli import app
 from llara_bench.harness.errors import ConfigError, DataFormatError
 from llara_bench.reports import Options, build_report, write_report
 from llara_bench.reports.exports import render_markdown
-from synthetic_results import DATASETS, MODELS, document, fingerprint, query_text, write_run
+from synthetic_results import DATASETS, MODELS, fingerprint, query_text, write_run
 
 
 class Skeleton(HTMLParser):
@@ -86,20 +86,26 @@ def test_run_writes_the_report_with_the_suites_baseline(smoke_run_dir):
     assert [r["model"] for r in rows] == report.models
     for row in rows:
         assert float(row["value"]) == _result(smoke_run_dir, row["model"], "smoke")["metrics"]["nDCG@10"]
-    # the per-query view shows each query's text and the top document of the run file, as the dataset has them
-    shown = report.examples("minilm", "smoke")
-    assert 1 <= len(shown) <= 6
+    # the per-query table: every query with its text, the run file's top documents graded by the dataset's qrels
+    from llara_bench.reports.queries import for_dataset
+
+    table = for_dataset(report, "smoke")
     first_hit = {}
     for line in gzip.open(smoke_run_dir / "results/minilm/smoke.trec.gz", "rt"):
         qid, _, doc, rank, _, _ = line.split()
         if rank == "1":
             first_hit[qid] = doc
     smoke = load_dataset("embedded:smoke")
-    titles = dict(zip(smoke.corpus.ids, smoke.corpus.titles))
-    for e in shown:
-        assert e.top["id"] == first_hit[e.query_id]
-        assert e.top["title"] == titles[e.top["id"]]
-        assert e.query == smoke.split("test").queries[e.query_id]
+    split = smoke.split("test")
+    assert [r.query_id for r in table.rows] == sorted(split.queries) and table.notes == []
+    rr = _result(smoke_run_dir, "minilm", "smoke")["per_query"]["RR@10"]
+    for row in table.rows:
+        assert row.text == split.queries[row.query_id] and row.qrels == split.qrels[row.query_id]
+        minilm = row.models["minilm"]
+        assert minilm.top[0].doc_id == first_hit[row.query_id]
+        assert minilm.top[0].grade == split.qrels[row.query_id].get(first_hit[row.query_id])
+        if rr[row.query_id]:  # dense scores have no ties: the rank agrees with the reciprocal rank
+            assert minilm.first_relevant == round(1 / rr[row.query_id])
 
 
 def test_report_compares_each_model_with_the_runs_baseline(synthetic_run):
@@ -267,28 +273,6 @@ def test_options_are_validated():
         Options(alpha=1.5)
     with pytest.raises(ConfigError, match="holm, bonferroni"):
         Options(correction="fdr")
-
-
-def test_per_query_examples_are_the_largest_gains_and_losses(synthetic_run):
-    report = build_report([synthetic_run])
-    for model, dataset in [("minilm", "scifact"), ("tiny-llama", "nfcorpus")]:
-        mine = _result(synthetic_run, model, dataset)["per_query"]["nDCG@10"]
-        base = _result(synthetic_run, "bm25", dataset)["per_query"]["nDCG@10"]
-        shown = report.examples(model, dataset)
-        assert 1 <= len(shown) <= 6
-        gains, losses = [e for e in shown if e.delta > 0], [e for e in shown if e.delta < 0]
-        assert len(gains) + len(losses) == len(shown)  # ties with the baseline are never shown
-        assert gains == sorted(gains, key=lambda e: -e.delta) and losses == sorted(losses, key=lambda e: e.delta)
-        deltas = sorted((mine[q] - base[q] for q in mine), reverse=True)
-        assert [e.delta for e in gains] == [d for d in deltas[:3] if d > 0]
-        assert [e.delta for e in losses] == [d for d in deltas[::-1][:3] if d < 0]
-        top = _result(synthetic_run, model, dataset)["examples"]["top"]
-        for e in shown:
-            assert (e.score, e.baseline_score) == (mine[e.query_id], base[e.query_id])
-            assert e.query == query_text(dataset, e.query_id)
-            assert e.top == {"id": top[e.query_id], **document(dataset, top[e.query_id])}
-    assert any(e.delta > 0 for e in report.examples("minilm", "scifact"))
-    assert any(e.delta < 0 for e in report.examples("tiny-llama", "nfcorpus"))
 
 
 def test_marker_size_grows_with_parameters(synthetic_run):

@@ -128,6 +128,18 @@ def test_smoke_report_fits_the_width_and_filters_queries(browser, smoke_run_dir,
         assert table.locator("tbody tr:visible").count() == 0
         page.locator("input.query-filter").first.fill("")
         assert table.locator("tbody tr:visible").count() == 40
+        # ordering the queries by a model's gains over the baseline, then its losses, then back by query id
+        order = page.locator("select.pq-order").first
+        order.select_option(label="minilm's largest gains over bm25")
+        deltas = [float(d) for d in page.locator('#pq-1 tbody td[data-col="1"]').evaluate_all(
+            "cells => cells.map(c => c.dataset.delta)")]
+        assert deltas == sorted(deltas, reverse=True) and deltas[0] > 0.5
+        order.select_option(label="tiny-llama's largest losses against bm25")
+        deltas = [float(d) for d in page.locator('#pq-1 tbody td[data-col="4"]').evaluate_all(
+            "cells => cells.map(c => c.dataset.delta)")]
+        assert deltas == sorted(deltas) and deltas[0] < -0.5
+        order.select_option(label="by query id")
+        assert page.locator("#pq-1 tbody tr td:first-child code").first.inner_text() == "q01"
         # sorting the per-query table by a model's score
         page.locator("#pq-1 thead th", has_text="tiny-llama").click()
         scores = [float(c.split()[0]) for c in page.locator("#pq-1 tbody tr td:nth-child(5)").all_inner_texts()]

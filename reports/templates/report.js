@@ -61,6 +61,30 @@
       });
     });
   });
+  // Per-query order: by query id, or by a model's difference from the baseline (largest gains or losses first).
+  document.querySelectorAll("select.pq-order").forEach(function (select) {
+    var table = document.getElementById(select.getAttribute("data-table"));
+    select.addEventListener("change", function () {
+      var parts = select.value.split(":"), column = parts[1];
+      var body = table.tBodies[0];
+      var rows = Array.prototype.slice.call(body.rows);
+      function delta(row) {
+        var cell = row.querySelector('td[data-col="' + column + '"]');
+        var raw = cell ? cell.getAttribute("data-delta") : null;
+        return raw === null ? NaN : Number(raw);
+      }
+      rows.sort(function (a, b) {
+        if (!column) return Number(a.getAttribute("data-index")) - Number(b.getAttribute("data-index"));
+        var x = delta(a), y = delta(b);
+        if (isNaN(x) || isNaN(y)) return isNaN(x) - isNaN(y);
+        return parts[0] === "gain" ? y - x : x - y;
+      });
+      rows.forEach(function (row) { body.appendChild(row); });
+      table.querySelectorAll("thead th").forEach(function (h) { h.removeAttribute("aria-sort"); });
+      var box = column && document.querySelector('fieldset.model-picker[data-table="' + table.id + '"] input[data-col="' + column + '"]');
+      if (box && !box.checked) { box.checked = true; box.dispatchEvent(new Event("change")); }
+    });
+  });
   var select = document.getElementById("quality-view");
   if (select) {
     select.addEventListener("change", function () {

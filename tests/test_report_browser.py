@@ -184,6 +184,31 @@ def test_eight_models_fit_800_px_with_the_per_query_columns_on_demand(browser, s
         visit.close()
 
 
+def test_quality_chart_switches_between_the_mean_and_each_dataset(browser, tmp_path):
+    from synthetic_results import DATASETS, MODELS, write_run
+
+    html_path = write_report([write_run(tmp_path / "synthetic")], tmp_path / "report.html")[0]
+    visit = Visit(browser, html_path, width=1280, height=900)
+    page = visit.page
+    try:
+        views = page.locator("#chart-quality .chart-view")
+        assert views.count() == 1 + len(DATASETS)
+        visible = lambda: page.locator("#chart-quality .chart-view:visible figcaption").inner_text()  # noqa: E731
+        assert "mean over the datasets" in visible()
+        page.locator("#quality-view").select_option(label="nfcorpus")
+        assert "nfcorpus" in visible() and page.locator("#chart-quality .chart-view:visible").count() == 1
+        assert page.locator("#chart-quality .chart-view:visible .point").count() == len(MODELS)
+        # every marker inside its plot: none clipped by the SVG's edges
+        outside = page.evaluate("""Array.from(document.querySelectorAll('#chart-quality .point')).filter(p => {
+            const s = p.ownerSVGElement.getBoundingClientRect(), b = p.getBoundingClientRect();
+            return b.width > 0 && (b.left < s.left || b.right > s.right || b.top < s.top || b.bottom > s.bottom);
+        }).length""")
+        assert outside == 0
+        assert visit.errors == [] and [m for m in visit.console if m[0] == "error"] == []
+    finally:
+        visit.close()
+
+
 MARKUP = {
     "doc": '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">',
     "model": "<img src=x onerror=window.__pwned=3>",

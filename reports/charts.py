@@ -225,12 +225,14 @@ def _label_place(model: str, px: float, py: float, d: float, placed: list, left:
 
 # -- wall time per phase ----------------------------------------------------------------------------
 def phase_breakdown(report: Report) -> str:
-    """One stacked bar per (model, dataset): the wall seconds of each phase, on one shared axis."""
+    """One stacked bar per (model, dataset): the wall seconds of each phase, on one shared axis, its total at its
+    end. Names sit left of their bar, or above it when one is too long to leave the bars room (never cut)."""
     rows = [(m, d, report.phase_seconds(m, d)) for m, d, _ in report.pairs()]
     if not rows:
         return _svg(WIDTH, 40, "no timings", ['<text x="10" y="24">no timings</text>'])
-    label_w = min(max(CHAR * max(len(m) for m, _, _ in rows), CHAR * max(len(d) for _, d, _ in rows)) + 14, 300)
-    left, right, top, row_h = label_w, WIDTH - 20, 8, 36
+    label_w = CHAR * max(max(len(m), len(d)) for m, d, _ in rows) + 14
+    above = label_w > 220
+    left, right, top, row_h = (10, WIDTH - 64, 8, 44) if above else (label_w, WIDTH - 64, 8, 36)
     bottom = top + row_h * len(rows)
     high = max(sum(s.values()) for _, _, s in rows) or 1.0
     x = Axis(0.0, high, left, right)
@@ -241,18 +243,26 @@ def phase_breakdown(report: Report) -> str:
                         f'<text x="{x(t):.1f}" y="{bottom + 16}" text-anchor="middle" fill="#5b6573">{t:g}</text>')
     for i, (model, dataset, seconds) in enumerate(rows):
         y0 = top + i * row_h
-        body.append(f'<text x="{left - 8}" y="{y0 + 15}" text-anchor="end" fill="#1d2430" font-weight="600">'
-                    f'{escape(model)}</text><text x="{left - 8}" y="{y0 + 29}" text-anchor="end" fill="#5b6573" '
-                    f'font-size="11">{escape(dataset)}</text>')
+        if above:
+            body.append(f'<text x="{left}" y="{y0 + 13}" fill="#1d2430"><tspan font-weight="600">{escape(model)}'
+                        f'</tspan><tspan fill="#5b6573"> · {escape(dataset)}</tspan></text>')
+            bar_y, bar_h = y0 + 18, row_h - 24
+        else:
+            body.append(f'<text x="{left - 8}" y="{y0 + 15}" text-anchor="end" fill="#1d2430" font-weight="600">'
+                        f'{escape(model)}</text><text x="{left - 8}" y="{y0 + 29}" text-anchor="end" '
+                        f'fill="#5b6573" font-size="11">{escape(dataset)}</text>')
+            bar_y, bar_h = y0 + 6, row_h - 12
         at = 0.0
         for phase, s in seconds.items():
             if s <= 0:
                 continue
-            body.append(f'<rect class="bar" data-phase="{escape(phase)}" x="{x(at):.2f}" y="{y0 + 6}" '
-                        f'width="{max(x(at + s) - x(at), 0.5):.2f}" height="{row_h - 12}" '
+            body.append(f'<rect class="bar" data-phase="{escape(phase)}" x="{x(at):.2f}" y="{bar_y}" '
+                        f'width="{max(x(at + s) - x(at), 0.5):.2f}" height="{bar_h}" '
                         f'fill="{PHASE_COLOURS.get(phase, OTHER_PHASE)}"><title>{escape(model)} · {escape(dataset)}'
                         f"\n{escape(phase)} {s:.3f} s</title></rect>")
             at += s
+        body.append(f'<text x="{x(at) + 5:.1f}" y="{bar_y + bar_h / 2 + 4:.1f}" fill="#5b6573" font-size="11">'
+                    f"{at:.2f} s</text>")
     body.append(f'<text x="{(left + right) / 2:.0f}" y="{bottom + 36}" text-anchor="middle" fill="#1d2430">'
                 "wall seconds</text>")
     return _svg(WIDTH, bottom + 44, "wall seconds per phase for each model and dataset", body)

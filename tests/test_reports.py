@@ -444,11 +444,11 @@ def test_bm25_provenance_shows_its_settings_not_a_dense_contract(smoke_run_dir):
                                                  "stop_words": "en"}
     html_text = (smoke_run_dir / "report.html").read_text(encoding="utf-8")
     details = re.findall(r'<details class="model".*?</details>', html_text, re.S)
-    bm25 = next(d for d in details if "</i>bm25</span> · lexical" in d)
+    bm25 = next(d for d in details if "</i>bm25</span></span> · lexical" in d)
     assert "<dt>k1</dt><dd>1.5</dd>" in bm25 and "<dt>b</dt><dd>0.75</dd>" in bm25
     assert "<dt>stemmer</dt><dd>Snowball english (PyStemmer)</dd>" in bm25 and "<dt>stop words</dt><dd>en</dd>" in bm25
     assert "encoding contract" not in bm25 and "null" not in bm25 and "dimension" not in bm25
-    minilm = next(d for d in details if "</i>minilm</span> · dense" in d)
+    minilm = next(d for d in details if "</i>minilm</span></span> · dense" in d)
     assert "<dt>dimension</dt><dd>384</dd>" in minilm and "null" not in minilm  # a contract without its nulls
 
 

@@ -211,7 +211,8 @@ class Report:
         return {p: timings[p]["seconds"] for p in _phase_order(timings)}
 
     def phases(self) -> list[str]:
-        return list(dict.fromkeys(p for _, _, r in self.pairs() for p in _phase_order(r["timings"])))
+        """Every phase any result has, in pipeline order (load first even when the first model has none)."""
+        return _phase_order(dict.fromkeys(p for _, _, r in self.pairs() for p in r["timings"]))
 
     def timing_rows(self) -> list[TimingRow]:
         rows = []

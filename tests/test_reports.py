@@ -496,3 +496,13 @@ def test_bm25_records_the_settings_it_scores_with():
     variant = BM25Retriever(meta, k1=0.9, b=0.4, stemmer_language=None).meta.extra["bm25"]
     assert (variant["k1"], variant["b"], variant["stemmer"]) == (0.9, 0.4, None)
     assert variant["scoring"].startswith("lucene (bm25s ")
+
+
+def test_timing_phases_are_in_pipeline_order_whichever_model_loaded(synthetic_run):
+    report = build_report([synthetic_run])
+    for m, d, r in report.pairs():  # as a rerun with cached embeddings: only bm25 loads anything
+        if m != "bm25":
+            r["timings"].pop("load", None)
+        else:
+            r["timings"] = {"load": {"seconds": 0.1, "peak_rss_bytes": 1}, **r["timings"]}
+    assert report.phases() == ["load", "encode_corpus", "encode_queries", "index", "search", "evaluate"]

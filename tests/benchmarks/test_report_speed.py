@@ -76,9 +76,13 @@ def test_report_5x5(benchmark, grid_runs, tmp_path, request):
     benchmark.extra_info.update({"comparison": "report, 5 models x 5 datasets", "baseline": False,
                                  "html_bytes": paths[0].stat().st_size})
     assert all(p.is_file() for p in paths)
-    significance = [line for line in paths[1].read_text(encoding="utf-8").splitlines()
-                    if line.startswith("| msmarco-dev-small |")]
-    assert len(significance) == 4  # four models compared with bm25 there
+    sections = {part.partition("\n")[0]: part for part in paths[1].read_text(encoding="utf-8").split("\n## ")}
+
+    def rows(section: str) -> int:
+        return sum(line.startswith("| msmarco-dev-small |") for line in sections[section].splitlines())
+
+    assert rows("Significance against bm25") == 4  # four models compared with bm25 there
+    assert rows("All pairs") == 10  # every pair of the five models
     if not _disabled(request):
         assert benchmark.stats.stats.max < TARGET_SECONDS
 

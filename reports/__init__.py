@@ -23,9 +23,9 @@ def build_report(inputs: list, options: Options = Options(), *, qrels: Path | No
 
 
 def write_report(inputs: list | Report, output: Path, options: Options = Options()) -> list[Path]:
-    """Write OUTPUT (HTML), the Markdown and CSV beside it (same stem), and the per-query table of every
-    dataset as OUTPUT's stem + ``.per-query.csv`` and ``.per-query.jsonl``; returns the paths, HTML, Markdown
-    and CSV first.
+    """Write OUTPUT (HTML), the Markdown, CSV and LaTeX beside it (same stem), and the per-query table of every
+    dataset as OUTPUT's stem + ``.per-query.csv`` and ``.per-query.jsonl``; returns the paths, HTML, Markdown,
+    CSV and LaTeX first.
 
     Everything is rendered before anything is written, and each file is written atomically.
     """

@@ -124,7 +124,8 @@ def _export_names(output: Path | None) -> dict[str, str]:
         return {}
     output = Path(output)
     return {kind: f"{output.stem}.per-query.{kind}" for kind in ("csv", "jsonl")} | \
-        {"md": output.with_suffix(".md").name, "csv-summary": output.with_suffix(".csv").name}
+        {"md": output.with_suffix(".md").name, "csv-summary": output.with_suffix(".csv").name,
+         "tex": output.with_suffix(".tex").name}
 
 
 def _version() -> str:

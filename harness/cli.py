@@ -27,7 +27,7 @@ app = typer.Typer(help="llara-bench: evaluate LLM-based and classic retrieval en
                   pretty_exceptions_enable=False)
 # Off a terminal (tox, CI logs) rich would wrap tables at 80 columns; results tables need more.
 console = Console(width=None if sys.stdout.isatty() else 140)
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # a note or warning stays one line in a log
 
 
 _fail = failures.fail

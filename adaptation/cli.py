@@ -183,8 +183,10 @@ def miniature(
     finetune_lr: float = typer.Option(1e-4),
     seed: int = COMMON["seed"],
 ) -> None:
-    """LLaRA in miniature: pretrain a small LLaMA (base), adapt it (llara), fine-tune both, evaluate all four
-    on the test split, and test llara+ft against base+ft query by query."""
+    """LLaRA in miniature: pretrain, adapt, fine-tune and evaluate a small LLaMA.
+
+    Pretrain a small LLaMA (base), adapt it (llara), fine-tune both, evaluate all four on the test split, and
+    test llara+ft against base+ft query by query."""
     from dataclasses import replace
 
     from llara_bench.adaptation.experiment import paired, write_outputs
@@ -292,9 +294,10 @@ def study(
     seed: int = COMMON["seed"], gradient_checkpointing: bool = COMMON["gradient_checkpointing"],
     save_every: int = typer.Option(20, min=0, help="Steps between resumable checkpoints."),
 ) -> None:
-    """LLaRA on a real LLaMA: raw (LLaRA's and RepLLaMA's contracts), llara (EBAE + EBAR) and a control trained
-    on the same batches with the next-token loss alone, evaluated zero-shot, llara tested against raw and
-    control query by query."""
+    """LLaRA on a real LLaMA, against the raw model and a next-token control.
+
+    Raw (LLaRA's and RepLLaMA's contracts), llara (EBAE + EBAR) and a control trained on the same batches with
+    the next-token loss alone, evaluated zero-shot, llara tested against raw and control query by query."""
     from dataclasses import replace
 
     from llara_bench.adaptation.experiment import FINETUNE, write_outputs

@@ -134,8 +134,10 @@ def mteb(
     output: Path = typer.Option(Path("runs"), "--output", "-o", help="Parent folder of the run directory."),
     write_report: bool = typer.Option(True, "--report/--no-report", help="Write report.html into the run directory."),
 ) -> None:
-    """Run MTEB retrieval tasks through mteb.evaluate with registry encoders; the results are written as
-    llara-bench result files (the harness's measures over MTEB's rankings, and MTEB's own scores)."""
+    """Run MTEB retrieval tasks through mteb.evaluate with registry encoders.
+
+    The results are written as llara-bench result files (the harness's measures over MTEB's rankings, and
+    MTEB's own scores)."""
     from llara_bench.harness.mteb_run import MEASURES, load_tasks, run_mteb
 
     if not task and not folder and not benchmark:
@@ -280,8 +282,10 @@ def report(
     resamples: int = typer.Option(10_000, "--resamples", help="Sign flips of the randomisation test."),
     title: Optional[str] = typer.Option(None, "--title", help="Report title."),
 ) -> None:
-    """Compare runs in one self-contained HTML report (plus Markdown, CSV and LaTeX): scores, significance
-    against the baseline and between every pair of models, cost; prints the summary table."""
+    """Compare runs, result files or TREC runs in one self-contained HTML report.
+
+    Scores, significance against the baseline and between every pair of models, every query, cost; Markdown,
+    CSV, LaTeX and per-query exports beside it; the summary table in the terminal."""
     from llara_bench.reports import Options, build_report, write_report
     from llara_bench.reports.collect import Input
 

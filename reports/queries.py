@@ -13,11 +13,10 @@ import csv
 import io
 import json
 import re
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from llara_bench.harness.errors import DataFormatError
+from llara_bench.harness import trec
 from llara_bench.reports.model import Report
 
 TOP_SHOWN = 3  # top documents shown per model and query
@@ -67,7 +66,7 @@ def for_dataset(report: Report, dataset: str, top: int = TOP_SHOWN) -> DatasetQu
                                   if k != report.metric and all(k in r["per_query"] for r in results.values())]
     run_files = {m: _run_file(report, m, dataset) for m in models}
     qrels_path = next((q for m in models if (q := _qrels_file(report, m, dataset))), None)
-    qrels = read_qrels(qrels_path) if qrels_path else None
+    qrels = trec.read_qrels(qrels_path) if qrels_path else None
     notes = []
     if qrels is None:
         notes.append("qrels not saved with this run: relevance marks are unknown; the rank of the first relevant "
@@ -151,28 +150,9 @@ def _qrels_file(report: Report, model: str, dataset: str) -> Path | None:
 def read_run(path: Path, top: int | None = None) -> dict[str, list[str]]:
     """query -> document ids in the order trec_eval ranks them (score descending, then document id descending),
     the first ``top`` of them (all with None)."""
-    from ir_measures import read_trec_run
-
-    scored: dict[str, list[tuple[float, str]]] = defaultdict(list)
-    try:
-        for d in read_trec_run(str(path)):
-            scored[d.query_id].append((d.score, d.doc_id))
-    except (ValueError, UnicodeDecodeError, EOFError, OSError) as exc:
-        raise DataFormatError(path, f"expected a TREC run (query Q0 doc rank score tag per line): {exc}") from None
-    return {q: [d for _, d in sorted(docs, reverse=True)[:top]] for q, docs in scored.items()}
-
-
-def read_qrels(path: Path) -> dict[str, dict[str, int]]:
-    """query -> {document: grade} from a TREC qrels file (``query 0 doc grade``; ``.gz`` read as such)."""
-    from ir_measures import read_trec_qrels
-
-    qrels: dict[str, dict[str, int]] = defaultdict(dict)
-    try:
-        for q in read_trec_qrels(str(path)):
-            qrels[q.query_id][q.doc_id] = q.relevance
-    except (ValueError, UnicodeDecodeError, EOFError, OSError) as exc:
-        raise DataFormatError(path, f"expected TREC qrels (query 0 doc grade per line): {exc}") from None
-    return dict(qrels)
+    ranked, _ = trec.read_run(path)
+    return {q: [d for _, d in sorted(((s, d) for d, s in docs.items()), reverse=True)[:top]]
+            for q, docs in ranked.items()}
 
 
 # -- exports ---------------------------------------------------------------------------------------
